@@ -1,0 +1,1 @@
+"""Thin click wrappers: parse, call one library function, format, exit code."""

@@ -1,0 +1,72 @@
+"""The ``driftsafe`` command: a root group that registers one module per command group."""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+import click
+
+from driftsafe import __version__
+from driftsafe.errors import DriftsafeError
+from driftsafe.settings import Settings
+
+# (module under driftsafe.cli, attribute) for each top-level command. Each module
+# owns its group; importing them lazily keeps `driftsafe --help` fast.
+COMMANDS: dict[str, tuple[str, str]] = {
+    "tf": ("tf", "tf"),
+    "lab": ("lab", "lab"),
+    "serve": ("serve", "serve"),
+    "state": ("state", "state"),
+    "lock": ("lock", "lock"),
+    "token": ("token", "token"),
+    "audit": ("audit", "audit"),
+    "rotate-key": ("serve", "rotate_key"),
+    "secrets": ("secrets", "secrets"),
+    "drift": ("drift", "drift"),
+    "ci": ("ci", "ci"),
+}
+
+
+class LazyGroup(click.Group):
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(name for name in COMMANDS if self._load(name) is not None)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        return self._load(cmd_name)
+
+    @staticmethod
+    def _load(name: str) -> click.Command | None:
+        if name not in COMMANDS:
+            return None
+        module_name, attr = COMMANDS[name]
+        try:
+            module = importlib.import_module(f"driftsafe.cli.{module_name}")
+        except ModuleNotFoundError as exc:
+            if exc.name == f"driftsafe.cli.{module_name}":
+                return None  # command group not built yet
+            raise
+        command = getattr(module, attr, None)
+        return command if isinstance(command, click.Command) else None
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="driftsafe")
+@click.pass_context
+def cli(ctx: click.Context) -> None:
+    """Make a Terraform/OpenTofu stack drift-safe, and prove it with evidence.
+
+    \b
+    Example:
+      driftsafe lab run --dir /tmp/drill     # the whole drill and its report
+      driftsafe tf -chdir=envs/staging plan  # Terraform with the lab provider
+    """
+    ctx.obj = Settings.from_env()
+
+
+def main() -> None:
+    try:
+        cli(prog_name="driftsafe")
+    except DriftsafeError as exc:  # settings errors raised before a command's own handler
+        click.echo(f"Error: {exc.message}", err=True)
+        sys.exit(1)

