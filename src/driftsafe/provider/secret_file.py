@@ -1,0 +1,124 @@
+"""``lab_secret_file``: a file holding a secret that reaches the file and never the state.
+
+``secret`` is write-only: Terraform sends it on apply and never stores it, so
+the provider cannot tell when it changed. ``secret_version`` is the companion a
+user bumps to have the file rewritten.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import attrs
+from pyvider.resources import BaseResource, ResourceContext
+from pyvider.schema import PvsSchema, a_num, a_str, s_resource
+
+from driftsafe.provider import files
+
+DEFAULT_MODE = "0600"
+
+
+@attrs.define
+class SecretFileConfig:
+    path: str
+    mode: str | None = None
+    secret: str | None = None
+    secret_version: float | None = None
+
+
+@attrs.define
+class SecretFileState:
+    path: str
+    mode: str | None = None
+    secret: str | None = None
+    secret_version: float | None = None
+
+
+class SecretFile(BaseResource[Any, SecretFileState, SecretFileConfig]):
+    config_class = SecretFileConfig
+    state_class = SecretFileState
+
+    @classmethod
+    def get_schema(cls) -> PvsSchema:
+        return s_resource(
+            attributes={
+                "path": a_str(
+                    "File path; changing it replaces the file.",
+                    required=True,
+                    requires_replace=True,
+                ),
+                "mode": a_str('Octal file mode (default "0600").', optional=True, computed=True),
+                "secret": a_str(
+                    "The secret (write-only: it is never stored in state).",
+                    optional=True,
+                    sensitive=True,
+                    write_only=True,
+                ),
+                "secret_version": a_num(
+                    "Bump to rewrite the file with the current secret.", optional=True
+                ),
+            }
+        )
+
+    async def _validate_config(self, config: SecretFileConfig) -> list[str]:
+        errors: list[str] = []
+        if config.path is not None and not config.path:
+            errors.append("path: must not be empty")
+        if (err := files.mode_error("mode", config.mode)) is not None:
+            errors.append(err)
+        return errors
+
+    async def _create(self, ctx: ResourceContext, base_plan: dict[str, Any]) -> tuple[Any, None]:
+        # An omitted mode means the default, so a hand chmod is reverted, not adopted.
+        if ctx.config is not None and ctx.config.mode is None:
+            base_plan["mode"] = DEFAULT_MODE
+        return base_plan, None
+
+    async def _update(self, ctx: ResourceContext, base_plan: dict[str, Any]) -> tuple[Any, None]:
+        return await self._create(ctx, base_plan)
+
+    def _state(self, planned: Any) -> SecretFileState:
+        return SecretFileState(
+            path=planned.path,
+            mode=planned.mode,
+            secret=None,
+            secret_version=planned.secret_version,
+        )
+
+    def _write_secret(self, ctx: ResourceContext) -> None:
+        secret = ctx.config.secret if ctx.config is not None else None
+        if secret is None:
+            raise ValueError(
+                "secret: no value was given; set it (for the lab stack: TF_VAR_app_secret)"
+            )
+        planned = ctx.planned_state
+        files.write_atomic(planned.path, secret.encode("utf-8"), int(planned.mode, 8))
+
+    async def _create_apply(self, ctx: ResourceContext) -> tuple[SecretFileState, None]:
+        self._write_secret(ctx)
+        return self._state(ctx.planned_state), None
+
+    async def _update_apply(self, ctx: ResourceContext) -> tuple[SecretFileState, None]:
+        planned, prior = ctx.planned_state, ctx.state
+        if prior is None or planned.secret_version != prior.secret_version:
+            self._write_secret(ctx)
+        elif planned.mode != prior.mode:
+            os.chmod(planned.path, int(planned.mode, 8))
+        return self._state(planned), None
+
+    async def read(self, ctx: ResourceContext) -> SecretFileState | None:
+        prior = ctx.state
+        if prior is None:
+            return None
+        try:
+            mode = files.file_mode(prior.path)
+        except FileNotFoundError:
+            return None
+        return SecretFileState(
+            path=prior.path, mode=mode, secret=None, secret_version=prior.secret_version
+        )
+
+    async def _delete_apply(self, ctx: ResourceContext) -> None:
+        if ctx.state is not None:
+            files.remove_file(ctx.state.path)
