@@ -238,7 +238,8 @@ class Evidence:
         self._ids: set[str] = set()
         self._expected: dict[str, tuple[str, str]] = {}
         self._secrets: set[str] = set()
-        self._seq = 0
+        self._seq = 0  # transcripts
+        self._art_seq = 0
 
     # -- recording -------------------------------------------------------------------
 
@@ -327,10 +328,10 @@ class Evidence:
         if kind not in ARTIFACT_KINDS:
             raise ValueError(f"artifact kind {kind!r}: one of {', '.join(ARTIFACT_KINDS)}")
         step = self._step(step_id)
-        self._seq += 1
+        self._art_seq += 1
         art = Artifact(
-            id=self._unique(f"a-{self._seq:03d}-{slugify(title, 32)}"),
-            seq=self._seq,
+            id=self._unique(f"a-{self._art_seq:03d}-{slugify(title, 32)}"),
+            seq=self._art_seq,
             step_id=step_id,
             title=title,
             text=text,

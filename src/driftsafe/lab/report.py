@@ -1,0 +1,545 @@
+"""Render a drill's :class:`~driftsafe.lab.evidence.Evidence` as HTML, Markdown and raw files.
+
+``index.html`` is self-contained (inline CSS and SVG, no external fetch), opens with the
+acceptance checklist, and HTML-escapes everything that was captured. ``report.md``
+carries the same content. ``transcripts/`` keeps each command raw, as JSON and text.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import signal as _signal
+from html import escape
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from driftsafe.lab.evidence import (
+    Artifact,
+    Check,
+    ReportPaths,
+    Step,
+    Transcript,
+    iso_utc,
+    strip_ansi,
+)
+
+if TYPE_CHECKING:
+    from driftsafe.lab.evidence import Evidence
+
+_CSS_PATH = Path(__file__).parent / "assets" / "report.css"
+_COLLAPSE_LINES = 40  # longer streams fold into <details>, with their tail shown
+_TAIL_LINES = 15
+_SAFE_URL = re.compile(r"^(https?://|#|[A-Za-z0-9_./-]+$)")
+_EMBEDDED = re.compile(r"^\S*python[0-9.]* -m driftsafe\.engine\.embedded( .*)?$", re.S)
+_SVG_ACTIVE = re.compile(r"<script|<foreignObject|\son[a-z]+\s*=|javascript:", re.I)
+
+
+def _esc(text: str) -> str:
+    return escape(text, quote=True)
+
+
+def _mark(passed: bool) -> str:
+    return "✓" if passed else "✗"
+
+
+def _signal_name(num: int) -> str:
+    try:
+        return _signal.Signals(num).name
+    except ValueError:
+        return f"signal {num}"
+
+
+def _secs(value: float) -> str:
+    return f"{value:.2f} s" if value < 60 else f"{int(value // 60)} min {value % 60:.1f} s"
+
+
+# -- a small Markdown subset for narratives and table artifacts -------------------------
+
+
+def _inline(text: str) -> str:
+    """Inline Markdown (`code`, **bold**, *em*, [link](url)) over escaped text."""
+    parts = re.split(r"(`[^`]+`)", text)
+    out = []
+    for part in parts:
+        if len(part) > 1 and part.startswith("`") and part.endswith("`"):
+            out.append(f"<code>{_esc(part[1:-1])}</code>")
+            continue
+        html = _esc(part)
+        html = re.sub(r"\*\*(.+?)\*\*", r"<strong>\1</strong>", html)
+        html = re.sub(r"(?<![\w*])\*(?!\s)(.+?)(?<!\s)\*(?![\w*])", r"<em>\1</em>", html)
+
+        def link(m: re.Match[str]) -> str:
+            url = m.group(2)
+            if not _SAFE_URL.match(url.replace("&amp;", "&")):
+                return m.group(0)
+            return f'<a href="{url}">{m.group(1)}</a>'
+
+        out.append(re.sub(r"\[([^\]]+)\]\(([^)\s]+)\)", link, html))
+    return "".join(out)
+
+
+def _table_cells(line: str) -> list[str]:
+    line = line.strip()
+    if line.startswith("|"):
+        line = line[1:]
+    if line.endswith("|") and not line.endswith("\\|"):
+        line = line[:-1]
+    return [c.strip().replace("\\|", "|") for c in re.split(r"(?<!\\)\|", line)]
+
+
+def markdown_to_html(md: str) -> str:
+    """Paragraphs, headings, lists, tables, fenced code and quotes; everything escaped."""
+    lines = md.replace("\r\n", "\n").split("\n")
+    out: list[str] = []
+    i = 0
+    while i < len(lines):
+        line = lines[i]
+        stripped = line.strip()
+        if not stripped:
+            i += 1
+            continue
+        if stripped.startswith("```"):
+            fence = stripped[: len(stripped) - len(stripped.lstrip("`"))]
+            body = []
+            i += 1
+            while i < len(lines) and not lines[i].strip().startswith(fence):
+                body.append(lines[i])
+                i += 1
+            out.append(f"<pre>{_esc(chr(10).join(body))}</pre>")
+            i += 1
+            continue
+        heading = re.match(r"(#{1,6})\s+(.*)", stripped)
+        if heading:
+            level = min(len(heading.group(1)) + 2, 6)  # the report's own h1/h2 come first
+            out.append(f"<h{level}>{_inline(heading.group(2))}</h{level}>")
+            i += 1
+            continue
+        if (
+            stripped.startswith("|")
+            and i + 1 < len(lines)
+            and re.fullmatch(r"\|?\s*:?-+:?\s*(\|\s*:?-+:?\s*)*\|?", lines[i + 1].strip())
+        ):
+            head = _table_cells(stripped)
+            i += 2
+            rows = []
+            while i < len(lines) and lines[i].strip().startswith("|"):
+                rows.append(_table_cells(lines[i]))
+                i += 1
+            th = "".join(f"<th>{_inline(c)}</th>" for c in head)
+            body_rows = "".join(
+                "<tr>" + "".join(f"<td>{_inline(c)}</td>" for c in row) + "</tr>" for row in rows
+            )
+            out.append(f"<table><thead><tr>{th}</tr></thead><tbody>{body_rows}</tbody></table>")
+            continue
+        bullet = re.match(r"([-*+]|\d+[.)])\s+", stripped)
+        if bullet:
+            tag = "ol" if bullet.group(1)[0].isdigit() else "ul"
+            items: list[str] = []
+            while i < len(lines) and lines[i].strip():
+                m = re.match(r"\s*([-*+]|\d+[.)])\s+(.*)", lines[i])
+                if m:
+                    items.append(m.group(2))
+                elif items:
+                    items[-1] += " " + lines[i].strip()
+                i += 1
+            lis = "".join(f"<li>{_inline(x)}</li>" for x in items)
+            out.append(f"<{tag}>{lis}</{tag}>")
+            continue
+        if stripped.startswith(">"):
+            quote = []
+            while i < len(lines) and lines[i].strip().startswith(">"):
+                quote.append(lines[i].strip()[1:].strip())
+                i += 1
+            out.append(f"<blockquote>{markdown_to_html(chr(10).join(quote))}</blockquote>")
+            continue
+        para = []
+        while (
+            i < len(lines)
+            and lines[i].strip()
+            and not re.match(r"\s*(```|#{1,6}\s|[-*+]\s|\d+[.)]\s|\||>)", lines[i])
+        ):
+            para.append(lines[i].strip())
+            i += 1
+        if not para:  # a line that looked like a block start but was not one
+            para.append(stripped)
+            i += 1
+        out.append(f"<p>{_inline(' '.join(para))}</p>")
+    return "\n".join(out)
+
+
+# -- HTML ---------------------------------------------------------------------------------
+
+
+def _ev_links(ev: Evidence, refs: list[str]) -> str:
+    titles = _titles(ev)
+    return " ".join(
+        f'<a href="#{_esc(r)}" title="{_esc(titles.get(r, r))}">{_esc(_short(r))}</a>' for r in refs
+    )
+
+
+def _short(ref: str) -> str:
+    # "t-004-apply-staging" -> "t-004": the anchor's prefix is enough on a chip.
+    m = re.match(r"([ta]-\d{3})", ref)
+    return m.group(1) if m else ref
+
+
+def _titles(ev: Evidence) -> dict[str, str]:
+    titles = {}
+    for step in ev.steps:
+        titles[step.anchor] = f"{step.index}. {step.title}"
+        for item in step.items:
+            if not isinstance(item, str):
+                titles[item.id] = item.title
+    return titles
+
+
+def _stream_html(name: str, text: str, css: str) -> str:
+    text = strip_ansi(text).rstrip("\n")
+    if not text.strip():
+        return f'<div class="stream-label">{name}: <em>empty</em></div>'
+    label = f'<div class="stream-label">{name}</div>'
+    lines = text.split("\n")
+    if len(lines) <= _COLLAPSE_LINES:
+        return f'{label}<pre class="{css}">{_esc(text)}</pre>'
+    tail = "\n".join(lines[-_TAIL_LINES:])
+    return (
+        f"{label}<details><summary>{name}: {len(lines)} lines, show all</summary>"
+        f'<pre class="{css}">{_esc(text)}</pre></details>'
+        f'<pre class="{css} tail">… last {_TAIL_LINES} lines\n{_esc(tail)}</pre>'
+    )
+
+
+def _transcript_html(ev: Evidence, tr: Transcript) -> str:
+    if tr.signal:
+        badge = f'<span class="badge err">killed by {_signal_name(tr.signal)}</span>'
+    else:
+        css = "ok" if tr.returncode == 0 else "err"
+        badge = f'<span class="badge {css}">exit {tr.returncode}</span>'
+    if tr.timed_out:
+        badge += ' <span class="badge err">timed out</span>'
+    if tr.kind == "capture":
+        badge += ' <span class="badge info">captured</span>'
+    start = tr.started_at - ev.started_at
+    meta = (
+        f"<dt>cwd</dt><dd>{_esc(tr.cwd)}</dd>"
+        f"<dt>started</dt><dd>{iso_utc(tr.started_at)} (+{start:.2f} s into the run)</dd>"
+        f"<dt>ended</dt><dd>{iso_utc(tr.ended_at)}</dd>"
+    )
+    env = ""
+    if tr.env:
+        rows = "".join(
+            f"<tr><td>{_esc(k)}</td><td>{_esc(v)}</td></tr>" for k, v in sorted(tr.env.items())
+        )
+        env = (
+            f"<details><summary>environment ({len(tr.env)} variables set by driftsafe)"
+            f'</summary><table class="env">{rows}</table></details>'
+        )
+    shown = tr.command_line
+    embedded = _EMBEDDED.match(shown)
+    if embedded:
+        # The embedded engine is Terraform run through Python; show it as the user would.
+        shown = "terraform" + embedded.group(1)
+        meta += f"<dt>engine</dt><dd>{_esc(tr.command_line)}</dd>"
+    stem = _esc(tr.file_stem)
+    return (
+        f'<article class="transcript" id="{_esc(tr.id)}"><header>'
+        f'<span class="ttitle">{_esc(tr.title)}</span>{badge}'
+        f'<span class="dur">{_secs(tr.duration)}</span>'
+        f'<span class="rawlinks"><a href="transcripts/{stem}.json">json</a> · '
+        f'<a href="transcripts/{stem}.txt">txt</a> · <a href="#{_esc(tr.id)}">#</a></span>'
+        f'</header><div class="tbody"><pre class="cmd">$ {_esc(shown)}</pre>'
+        f'<dl class="tmeta">{meta}</dl>{env}'
+        f"{_stream_html('stdout', tr.stdout, 'stdout')}"
+        f"{_stream_html('stderr', tr.stderr, 'stderr')}</div></article>"
+    )
+
+
+def _artifact_body_html(art: Artifact) -> str:
+    if art.kind == "svg":
+        if _SVG_ACTIVE.search(art.text):
+            # Only our own figures are inlined; anything active is shown as source.
+            return f"<pre>{_esc(art.text)}</pre>"
+        return re.sub(r"^\s*<\?xml[^>]*\?>", "", art.text)
+    if art.kind == "table-md":
+        return markdown_to_html(art.text)
+    if art.kind == "json":
+        return f"<pre>{_esc(_pretty_json(art.text))}</pre>"
+    return f"<pre>{_esc(strip_ansi(art.text))}</pre>"
+
+
+def _pretty_json(text: str) -> str:
+    try:
+        return json.dumps(json.loads(text), indent=2, ensure_ascii=False)
+    except ValueError:
+        return text
+
+
+def _artifact_html(art: Artifact) -> str:
+    return (
+        f'<figure class="artifact" id="{_esc(art.id)}"><figcaption>'
+        f'<span class="ttitle">{_esc(art.title)}</span>'
+        f'<span class="badge info">{_esc(art.kind)}</span>'
+        f'<span class="rawlinks"><a href="#{_esc(art.id)}">#</a></span></figcaption>'
+        f'<div class="abody">{_artifact_body_html(art)}</div></figure>'
+    )
+
+
+def _checks_html(ev: Evidence, checks: list[Check]) -> str:
+    if not checks:
+        return ""
+    items = []
+    for c in checks:
+        state = "pass" if c.passed else "fail"
+        detail = f'<span class="detail">{_inline(c.detail)}</span>' if c.detail else ""
+        links = f' <span class="evlinks">{_ev_links(ev, c.evidence)}</span>' if c.evidence else ""
+        items.append(
+            f'<li class="{state}" id="{_esc(c.anchor)}"><span class="mark {state}">'
+            f"{_mark(c.passed)}</span>{_inline(c.criterion)}{links}{detail}</li>"
+        )
+    return f'<ul class="checks">{"".join(items)}</ul>'
+
+
+def _step_html(ev: Evidence, step: Step) -> str:
+    took = (step.ended_at or step.started_at) - step.started_at
+    parts = [
+        f'<section class="step" id="{_esc(step.anchor)}">',
+        f"<h2>{step.index}. {_esc(step.title)}</h2>",
+        f'<p class="step-meta">started +{step.started_at - ev.started_at:.1f} s · '
+        f"took {_secs(took)}</p>",
+        _checks_html(ev, step.checks),
+    ]
+    for item in step.items:
+        if isinstance(item, str):
+            parts.append(f'<div class="narrative">{markdown_to_html(item)}</div>')
+        elif isinstance(item, Transcript):
+            parts.append(_transcript_html(ev, item))
+        else:
+            parts.append(_artifact_html(item))
+    parts.append("</section>")
+    return "\n".join(parts)
+
+
+def _summary(ev: Evidence) -> dict[str, Any]:
+    checklist = ev.checklist()
+    commands = [t for t in ev.transcripts if t.kind == "command"]
+    ended = ev.ended_at or ev.started_at
+    return {
+        "started": iso_utc(ev.started_at),
+        "finished": iso_utc(ended),
+        "wall_seconds": round(ended - ev.started_at, 2),
+        "steps": len(ev.steps),
+        "commands": len(commands),
+        "captures": len(ev.transcripts) - len(commands),
+        "command_seconds": round(sum(t.duration for t in commands), 2),
+        "criteria": len(checklist),
+        "passed": sum(c.passed for c in checklist),
+        "failed": sum(not c.passed for c in checklist),
+    }
+
+
+def render_html(ev: Evidence) -> str:
+    s = _summary(ev)
+    checklist = ev.checklist()
+    ok = ev.all_passed
+    verdict = (
+        f'<div class="verdict {"pass" if ok else "fail"}">{_mark(ok)} {s["passed"]} of '
+        f"{s['criteria']} criteria passed" + ("" if ok else f" · {s['failed']} failed") + "</div>"
+    )
+    rows = []
+    for n, c in enumerate(checklist, 1):
+        state = "pass" if c.passed else "fail"
+        target = c.anchor if c.reached else f"step-{c.step_id}"
+        rows.append(
+            f'<tr class="{state}"><td class="mark">{_mark(c.passed)}</td><td>{n}</td>'
+            f'<td class="crit"><a href="#{_esc(target)}">{_inline(c.criterion)}</a></td>'
+            f'<td class="ev">{_ev_links(ev, c.evidence)}</td>'
+            f'<td class="detail">{_inline(c.detail)}</td></tr>'
+        )
+    checklist_html = (
+        '<section id="checklist"><h2>Acceptance checklist</h2>'
+        '<table class="checklist"><thead><tr><th></th><th>#</th><th>Criterion</th>'
+        f"<th>Evidence</th><th>Detail</th></tr></thead><tbody>{''.join(rows)}</tbody>"
+        "</table></section>"
+    )
+    step_rows = "".join(
+        f'<tr><td><a href="#{_esc(st.anchor)}">{st.index}. {_esc(st.title)}</a></td>'
+        f"<td>{_secs((st.ended_at or st.started_at) - st.started_at)}</td>"
+        f"<td>{sum(c.passed for c in st.checks)}/{len(st.checks)}"
+        f"{'' if all(c.passed for c in st.checks) else ' ✗'}</td></tr>"
+        for st in ev.steps
+    )
+    summary_html = (
+        '<section id="summary"><h2>Summary</h2><dl class="summary">'
+        f"<dt>started</dt><dd>{s['started']}</dd><dt>finished</dt><dd>{s['finished']}</dd>"
+        f"<dt>wall time</dt><dd>{_secs(s['wall_seconds'])}</dd>"
+        f"<dt>steps</dt><dd>{s['steps']}</dd>"
+        f"<dt>commands run</dt><dd>{s['commands']} ({_secs(s['command_seconds'])} in total)</dd>"
+        f"<dt>other captures</dt><dd>{s['captures']}</dd>"
+        f"<dt>criteria</dt><dd>{s['passed']} passed, {s['failed']} failed</dd></dl>"
+        "<table><thead><tr><th>Step</th><th>Took</th><th>Checks</th></tr></thead>"
+        f"<tbody>{step_rows}</tbody></table></section>"
+    )
+    subtitle = f'<p class="subtitle">{_esc(ev.subtitle)}</p>' if ev.subtitle else ""
+    body = "\n".join(_step_html(ev, st) for st in ev.steps)
+    return (
+        '<!doctype html>\n<html lang="en"><head><meta charset="utf-8">'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">'
+        f"<title>{_esc(ev.title)}</title><style>{_CSS_PATH.read_text(encoding='utf-8')}"
+        f"</style></head><body><main><header><h1>{_esc(ev.title)}</h1>{subtitle}{verdict}"
+        f"</header>\n{checklist_html}\n{summary_html}\n{body}\n"
+        f"<footer>Generated by driftsafe from captured output; raw transcripts in "
+        f'<a href="transcripts/">transcripts/</a>, checklist in '
+        f'<a href="checklist.json">checklist.json</a>.</footer></main></body></html>\n'
+    )
+
+
+# -- Markdown -----------------------------------------------------------------------------
+
+
+def _md_text(text: str) -> str:
+    """Escape HTML outside `code` spans (GitHub renders inline HTML, but not in code)."""
+    parts = re.split(r"(`[^`]+`)", text)
+    return "".join(p if p.startswith("`") and len(p) > 1 else _esc(p) for p in parts)
+
+
+def _md_cell(text: str) -> str:
+    return _md_text(text).replace("|", "\\|").replace("\n", " ")
+
+
+def _fence(text: str, lang: str = "") -> str:
+    longest = max((len(m) for m in re.findall(r"`{3,}", text)), default=2)
+    fence = "`" * (longest + 1)
+    return f"{fence}{lang}\n{text.rstrip(chr(10))}\n{fence}"
+
+
+def _md_links(refs: list[str]) -> str:
+    return " ".join(f"[{_short(r)}](#{r})" for r in refs)
+
+
+def render_markdown(ev: Evidence, figures: dict[str, str]) -> str:
+    s = _summary(ev)
+    ok = ev.all_passed
+    out = [f"# {_esc(ev.title)}", ""]
+    if ev.subtitle:
+        out += [_esc(ev.subtitle), ""]
+    out += [f"**{_mark(ok)} {s['passed']} of {s['criteria']} criteria passed**", ""]
+    out += ["## Acceptance checklist", "", "| | # | Criterion | Evidence | Detail |"]
+    out += ["|---|---|---|---|---|"]
+    for n, c in enumerate(ev.checklist(), 1):
+        target = c.anchor if c.reached else f"step-{c.step_id}"
+        out.append(
+            f"| {_mark(c.passed)} | {n} | [{_md_cell(c.criterion)}](#{target}) | "
+            f"{_md_links(c.evidence)} | {_md_cell(c.detail)} |"
+        )
+    out += ["", "## Summary", ""]
+    out += [
+        f"- started {s['started']}, finished {s['finished']}, "
+        f"wall time **{_secs(s['wall_seconds'])}**",
+        f"- {s['steps']} steps, {s['commands']} commands run "
+        f"({_secs(s['command_seconds'])} in total), {s['captures']} other captures",
+        f"- criteria: {s['passed']} passed, {s['failed']} failed",
+        "",
+    ]
+    for st in ev.steps:
+        took = (st.ended_at or st.started_at) - st.started_at
+        out += [f'<a id="{st.anchor}"></a>', "", f"## {st.index}. {_esc(st.title)}", ""]
+        out += [f"*started +{st.started_at - ev.started_at:.1f} s, took {_secs(took)}*", ""]
+        for c in st.checks:
+            detail = f" — {_md_text(c.detail)}" if c.detail else ""
+            out.append(
+                f'- <a id="{c.anchor}"></a>**{_mark(c.passed)}** {_md_text(c.criterion)} '
+                f"{_md_links(c.evidence)}{detail}"
+            )
+        if st.checks:
+            out.append("")
+        for item in st.items:
+            if isinstance(item, str):
+                out += [item.strip(), ""]
+            elif isinstance(item, Transcript):
+                out += _transcript_md(item)
+            else:
+                out += _artifact_md(item, figures)
+    return "\n".join(out).rstrip("\n") + "\n"
+
+
+def _transcript_md(tr: Transcript) -> list[str]:
+    status = f"killed by {_signal_name(tr.signal)}" if tr.signal else f"exit {tr.returncode}"
+    if tr.timed_out:
+        status += ", timed out"
+    out = [f'<a id="{tr.id}"></a>', "", f"### {_esc(tr.title)}", ""]
+    out += [_fence(f"$ {tr.command_line}", "console"), ""]
+    out += [
+        f"{status} · {_secs(tr.duration)} · started {iso_utc(tr.started_at)} · "
+        f"cwd `{tr.cwd}` · raw: [json](transcripts/{tr.file_stem}.json), "
+        f"[txt](transcripts/{tr.file_stem}.txt)",
+        "",
+    ]
+    if tr.env:
+        out.append("env: " + ", ".join(f"`{k}={v}`" for k, v in sorted(tr.env.items())))
+        out.append("")
+    for name, text in (("stdout", tr.stdout), ("stderr", tr.stderr)):
+        clean = strip_ansi(text).rstrip("\n")
+        if clean.strip():
+            out += [f"{name}:", "", _fence(clean, "text"), ""]
+    return out
+
+
+def _artifact_md(art: Artifact, figures: dict[str, str]) -> list[str]:
+    out = [f'<a id="{art.id}"></a>', "", f"### {_esc(art.title)}", ""]
+    if art.kind == "svg":
+        out.append(f"![{_esc(art.title)}]({figures[art.id]})")
+    elif art.kind == "table-md":
+        out.append(art.text.strip())
+    else:
+        lang = {"json": "json", "hcl": "hcl"}.get(art.kind, "text")
+        body = _pretty_json(art.text) if art.kind == "json" else strip_ansi(art.text)
+        out.append(_fence(body, lang))
+    return [*out, ""]
+
+
+# -- files --------------------------------------------------------------------------------
+
+
+def write_report(ev: Evidence) -> ReportPaths:
+    out = ev.out_dir
+    tdir = out / "transcripts"
+    fdir = out / "figures"
+    for d in (tdir, fdir):
+        d.mkdir(parents=True, exist_ok=True)
+        # A previous run's files would be mistaken for this run's evidence.
+        for old in d.iterdir():
+            if old.is_file() and old.suffix in (".json", ".txt", ".svg"):
+                old.unlink()
+
+    def write(path: Path, text: str) -> None:
+        path.write_text(ev.scrub(text), encoding="utf-8")
+
+    for tr in ev.transcripts:
+        write(tdir / f"{tr.file_stem}.json", json.dumps(tr.to_json(), indent=2) + "\n")
+        write(tdir / f"{tr.file_stem}.txt", tr.to_text())
+    figures: dict[str, str] = {}
+    for step in ev.steps:
+        for item in step.items:
+            if isinstance(item, Artifact) and item.kind == "svg":
+                write(fdir / f"{item.id}.svg", item.text)
+                figures[item.id] = f"figures/{item.id}.svg"
+    checklist = ev.checklist()
+    doc = {
+        "title": ev.title,
+        "all_passed": ev.all_passed,
+        "passed": sum(c.passed for c in checklist),
+        "total": len(checklist),
+        "summary": _summary(ev),
+        "checks": [c.to_json() for c in checklist],
+    }
+    write(out / "checklist.json", json.dumps(doc, indent=2, ensure_ascii=False) + "\n")
+    write(out / "report.md", render_markdown(ev, figures))
+    write(out / "index.html", render_html(ev))
+    return ReportPaths(
+        out_dir=out,
+        index_html=out / "index.html",
+        report_md=out / "report.md",
+        transcripts_dir=tdir,
+        checklist_json=out / "checklist.json",
+    )
