@@ -1,0 +1,1 @@
+"""The lab: the staging/prod stack scaffold and the drill that walks it."""
