@@ -167,9 +167,16 @@ def _entropy_plugins() -> tuple[HighEntropyStringsPlugin, ...]:
     return (HexHighEntropyString(), Base64HighEntropyString())
 
 
+# Short hex strings in a state are almost always content-hash prefixes (release ids,
+# trigger values); a hex-encoded secret is at least 128 bits, i.e. 32 characters.
+_MIN_HEX_SECRET = 20
+
+
 def _high_entropy(tokens: Sequence[str], plugin: HighEntropyStringsPlugin) -> bool:
     for token in tokens:
         if is_potential_uuid(token) or is_sequential_string(token):
+            continue
+        if isinstance(plugin, HexHighEntropyString) and len(token) < _MIN_HEX_SECRET:
             continue
         if plugin.calculate_shannon_entropy(token) > plugin.entropy_limit:
             return True

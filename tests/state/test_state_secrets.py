@@ -1,0 +1,158 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from labstate import instance, lab_state
+
+from driftsafe.engine import Engine
+from driftsafe.state.diff import diff_states
+from driftsafe.state.secrets import Finding, scan_state, scan_text
+
+# Planted values: each must be found, and must never be echoed by a finding.
+AWS_KEY = "AKIAZ7Q3XJ4KD2LMN5PB"
+PRIVATE_KEY = (
+    "-----BEGIN RSA PRIVATE KEY-----\nMIIEowIBAAKCAQEAx7Q3\n-----END RSA PRIVATE KEY-----\n"
+)
+HIGH_ENTROPY = "q8Vx2LmZ9rT4wKp7NcY3bF6hJ1sDgE5u"
+PASSWORD = "correct-horse-battery"
+
+
+def _by_where(findings: list[Finding]) -> dict[tuple[str, str], Finding]:
+    return {(f.address, f.path): f for f in findings}
+
+
+def _assert_no_values(findings: list[Finding], *values: str) -> None:
+    rendered = json.dumps([f.to_json() for f in findings])
+    for value in values:
+        assert value not in rendered
+        assert value[:12] not in rendered
+
+
+def test_clean_lab_state_has_no_findings() -> None:
+    assert scan_state(lab_state()) == []
+
+
+def test_planted_secrets_are_found_without_their_values() -> None:
+    state = lab_state()
+    app = instance(state, "lab_config_file", "app")["attributes"]
+    app["values"]["aws_access_key"] = AWS_KEY
+    app["values"]["banner"] = HIGH_ENTROPY
+    release = instance(state, "lab_release", "app")["attributes"]
+    release["content"] = "release 1.4.2\n" + PRIVATE_KEY
+    features = instance(state, "lab_config_file", "features")["attributes"]
+    features["values"]["db_password"] = PASSWORD
+    state["outputs"]["dsn"] = {"value": f"postgres://app:{PASSWORD}@db/app", "type": "string"}
+
+    findings = scan_state(state)
+    where = _by_where(findings)
+    aws = where[("module.app.lab_config_file.app", "values.aws_access_key")]
+    assert (aws.kind, aws.detector) == ("known_format", "detect-secrets:AWSKeyDetector")
+    key = where[("module.app.lab_release.app", "content")]
+    assert (key.kind, key.detector) == ("known_format", "detect-secrets:PrivateKeyDetector")
+    entropy = where[("module.app.lab_config_file.app", "values.banner")]
+    assert entropy.kind == "high_entropy"
+    password = where[("module.app.lab_config_file.features", "values.db_password")]
+    assert password.kind == "secret_name"
+    assert ("output.dsn", "value") in where
+    assert len(findings) == 5
+    _assert_no_values(findings, AWS_KEY, PRIVATE_KEY.splitlines()[1], HIGH_ENTROPY, PASSWORD)
+
+
+def test_terraform_sensitive_attribute_with_a_value() -> None:
+    state = lab_state()
+    secret = instance(state, "lab_secret_file", "app")
+    # A provider that is not write-only keeps the value: the marking makes it a finding.
+    secret["attributes"]["secret"] = "plain words"
+    findings = scan_state(state)
+    assert [(f.address, f.path, f.kind, f.detector) for f in findings] == [
+        (
+            "module.app.lab_secret_file.app",
+            "secret",
+            "sensitive",
+            "terraform:sensitive_attributes",
+        )
+    ]
+    _assert_no_values(findings, "plain words")
+
+
+@pytest.mark.parametrize("empty", [None, ""])
+def test_write_only_secret_is_not_a_finding(empty: Any) -> None:
+    state = lab_state()
+    instance(state, "lab_secret_file", "app")["attributes"]["secret"] = empty
+    assert scan_state(state) == []
+
+
+def test_sensitive_output_and_nested_marking() -> None:
+    state = lab_state()
+    state["outputs"]["token"] = {"value": "x", "type": "string", "sensitive": True}
+    state["outputs"]["gone"] = {"value": None, "type": "string", "sensitive": True}
+    inst = instance(state, "lab_delay", "rollout")
+    inst["sensitive_attributes"] = [
+        [
+            {"type": "get_attr", "value": "triggers"},
+            {"type": "index", "value": {"value": "release", "type": "string"}},
+        ]
+    ]
+    where = _by_where(scan_state(state))
+    assert set(where) == {
+        ("output.token", "value"),
+        ("module.app.lab_delay.rollout", "triggers.release"),
+    }
+    assert {f.kind for f in where.values()} == {"sensitive"}
+
+
+def test_metadata_names_are_not_secrets() -> None:
+    state = lab_state()
+    attrs = instance(state, "lab_config_file", "app")["attributes"]["values"]
+    attrs.update({"secret_version": "3", "token_ttl": "3600", "password_file": "/run/pw"})
+    assert scan_state(state) == []
+
+
+def test_scan_text() -> None:
+    text = "\n".join(
+        [
+            "# app config",
+            f"aws_key = {AWS_KEY}",
+            "port = 8080",
+            f"db_password = {PASSWORD}",
+            f'banner = "{HIGH_ENTROPY}"',
+            "build = 3f9a1c0b7d2e",
+        ]
+    )
+    findings = scan_text(text)
+    assert [(f.address, f.kind) for f in findings] == [
+        ("line 2", "known_format"),
+        ("line 4", "secret_name"),
+        ("line 5", "high_entropy"),
+    ]
+    _assert_no_values(findings, AWS_KEY, PASSWORD, HIGH_ENTROPY)
+    assert scan_text("env = staging\nmax_connections = 100\n") == []
+
+
+def test_real_terraform_state(engine: Engine, tmp_path: Path) -> None:
+    """A state written by real Terraform: sensitive marking on a dynamic attribute."""
+    (tmp_path / "main.tf").write_text(
+        'variable "pw" {\n  type = string\n  sensitive = true\n}\n'
+        'resource "terraform_data" "db" {\n'
+        '  input = { user = "app", password = var.pw }\n}\n'
+    )
+    env = {"TF_VAR_pw": PASSWORD}
+    assert engine.run(["init", "-no-color"], cwd=tmp_path, timeout=120).returncode == 0
+    first = engine.run(["apply", "-auto-approve", "-no-color"], cwd=tmp_path, env=env, timeout=120)
+    assert first.returncode == 0, first.stderr
+    old = json.loads((tmp_path / "terraform.tfstate").read_text())
+    findings = scan_state(old)
+    where = _by_where(findings)
+    assert where[("terraform_data.db", "input.value.password")].kind == "sensitive"
+    _assert_no_values(findings, PASSWORD)
+
+    env["TF_VAR_pw"] = PASSWORD + "-rotated"
+    second = engine.run(["apply", "-auto-approve", "-no-color"], cwd=tmp_path, env=env, timeout=120)
+    assert second.returncode == 0, second.stderr
+    new = json.loads((tmp_path / "terraform.tfstate").read_text())
+    diff = diff_states(old, new).to_json()
+    assert "input.value.password" in diff["changed"]["terraform_data.db"]
+    assert PASSWORD not in json.dumps(diff)
