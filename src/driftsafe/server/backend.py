@@ -1,0 +1,221 @@
+"""Terraform's http backend protocol: GET/POST state, LOCK/UNLOCK with LockInfo."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import contextlib
+import hashlib
+import json
+import time
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from driftsafe.durations import parse_duration
+from driftsafe.errors import BadRequest, Conflict, Forbidden, PayloadTooLarge
+from driftsafe.server.context import ServerContext, read_body, workspace_name
+from driftsafe.state.model import parse_state
+from driftsafe.state.secrets import scan_state
+from driftsafe.store import Actor, LockRecord
+
+LOCK_BODY_LIMIT = 64 * 1024
+# A LOCK ?wait= never holds a request longer than this, whatever it asks.
+MAX_LOCK_WAIT = 3600.0
+# Waiters re-check this often even without a wake-up (and refresh their queue place).
+WAIT_POLL = 1.0
+
+
+def _ctx(request: Request) -> ServerContext:
+    ctx: ServerContext = request.app.state.ctx
+    return ctx
+
+
+def _lockinfo_response(lock: LockRecord, status: int) -> Response:
+    # Bare LockInfo: Terraform unmarshals it to print Who/Operation/Created.
+    return JSONResponse(lock.lock_info(), status_code=status)
+
+
+async def get_state(request: Request) -> Response:
+    ctx = _ctx(request)
+    ws = workspace_name(request.path_params["workspace"])
+    await ctx.auth(request, "read", ws)
+    found = await ctx.call(ctx.store.latest_state, ws)
+    if found is None:
+        return Response(status_code=204)
+    _, body = found
+    md5 = base64.b64encode(hashlib.md5(body).digest()).decode()
+    return Response(body, media_type="application/json", headers={"Content-MD5": md5})
+
+
+def _check_md5(request: Request, body: bytes) -> None:
+    header = request.headers.get("content-md5")
+    if header is None:
+        return
+    try:
+        expected = base64.b64decode(header, validate=True)
+    except (binascii.Error, ValueError):
+        raise BadRequest(f"invalid Content-MD5 header {header!r}") from None
+    if hashlib.md5(body).digest() != expected:
+        raise BadRequest("Content-MD5 does not match the body: refused, nothing written")
+
+
+def _prepare(body: bytes) -> tuple[Any, list[dict[str, Any]]]:
+    state = parse_state(body)
+    findings = [f.to_json() for f in scan_state(state.raw)]
+    return state, findings
+
+
+async def post_state(request: Request) -> Response:
+    ctx = _ctx(request)
+    ws = workspace_name(request.path_params["workspace"])
+    actor = await ctx.auth(request, "write", ws)
+    lock_id = request.query_params.get("ID") or None
+    try:
+        body = await read_body(request, ctx.settings.max_state_bytes)
+        _check_md5(request, body)
+        state, findings = await ctx.call(_prepare, body)
+    except (BadRequest, PayloadTooLarge) as exc:
+        await ctx.call(
+            ctx.store.record,
+            "write",
+            ws,
+            actor,
+            "rejected",
+            {"lock_id": lock_id, "reason": exc.message},
+        )
+        ctx.metrics.inc("driftsafe_conflicts_total", kind="bad_request")
+        raise
+    try:
+        record, created = await ctx.call(
+            ctx.store.write_state, ws, body, state, actor, lock_id=lock_id, findings=findings
+        )
+    except Conflict:
+        ctx.metrics.inc("driftsafe_conflicts_total", kind="write")
+        raise
+    if created:
+        ctx.metrics.inc("driftsafe_state_writes_total")
+    return JSONResponse({"serial": record.serial, "created": created}, status_code=200)
+
+
+async def _lock_body(request: Request) -> dict[str, Any]:
+    raw = await read_body(request, LOCK_BODY_LIMIT)
+    try:
+        info = json.loads(raw)
+    except ValueError:
+        raise BadRequest("LOCK body is not JSON: send Terraform's LockInfo") from None
+    if not isinstance(info, dict):
+        raise BadRequest("LOCK body must be a LockInfo JSON object")
+    return info
+
+
+async def lock(request: Request) -> Response:
+    ctx = _ctx(request)
+    ws = workspace_name(request.path_params["workspace"])
+    actor = await ctx.auth(request, "write", ws)
+    info = await _lock_body(request)
+    wait_arg = request.query_params.get("wait")
+    wait = min(parse_duration(wait_arg), MAX_LOCK_WAIT) if wait_arg else 0.0
+    result = await ctx.call(ctx.store.acquire_lock, ws, info, actor)
+    assert result is not None
+    if result.acquired:
+        ctx.metrics.inc("driftsafe_locks_total", outcome="acquired")
+        return _lockinfo_response(result.lock, 200)
+    if wait <= 0:
+        ctx.metrics.inc("driftsafe_locks_total", outcome="held")
+        return _lockinfo_response(result.lock, 423)
+    return await _wait_for_lock(request, ctx, ws, info, actor, wait, result.lock)
+
+
+async def _wait_for_lock(
+    request: Request,
+    ctx: ServerContext,
+    ws: str,
+    info: dict[str, Any],
+    actor: Actor,
+    wait: float,
+    holder: LockRecord,
+) -> Response:
+    """Hold the LOCK request until the lock is ours (first come, first served across
+    every server on this store) or ``wait`` runs out (then 423, like a plain LOCK)."""
+    started = time.monotonic()
+    deadline = started + wait
+    waiter = await ctx.call(ctx.store.add_waiter, ws, wait + 5.0)
+    last_touch = started
+    try:
+        while True:
+            event = ctx.hub.subscribe(ws)
+            try:
+                result = await ctx.call(ctx.store.acquire_lock, ws, info, actor, waiter=waiter)
+                if result is not None and result.acquired:
+                    waited = time.monotonic() - started
+                    ctx.metrics.inc("driftsafe_locks_total", outcome="acquired_after_wait")
+                    ctx.metrics.observe("driftsafe_lock_wait_seconds", waited)
+                    waiter = -1
+                    return _lockinfo_response(result.lock, 200)
+                if result is not None:
+                    holder = result.lock
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    break
+                if await request.is_disconnected():
+                    break
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(event.wait(), timeout=min(remaining, WAIT_POLL))
+            finally:
+                ctx.hub.unsubscribe(ws, event)
+            now = time.monotonic()
+            if now - last_touch >= WAIT_POLL:
+                await ctx.call(ctx.store.touch_waiter, waiter)
+                last_touch = now
+    finally:
+        if waiter >= 0:
+            await ctx.call(ctx.store.remove_waiter, waiter)
+    ctx.metrics.inc("driftsafe_locks_total", outcome="wait_timeout")
+    ctx.metrics.observe("driftsafe_lock_wait_seconds", time.monotonic() - started)
+    current = await ctx.call(ctx.store.get_lock, ws)
+    return _lockinfo_response(current or holder, 423)
+
+
+async def unlock(request: Request) -> Response:
+    ctx = _ctx(request)
+    ws = workspace_name(request.path_params["workspace"])
+    actor = await ctx.auth(request, "write", ws)
+    raw = await read_body(request, LOCK_BODY_LIMIT)
+    if not raw.strip():
+        # `terraform force-unlock` sends no body and no ID: only an admin may do that.
+        if not actor.admin:
+            await ctx.call(
+                ctx.store.record,
+                "force-unlock",
+                ws,
+                actor,
+                "forbidden",
+                {"reason": "UNLOCK without LockInfo needs an admin token"},
+            )
+            raise Forbidden(
+                f"force-unlock of {ws!r} needs an admin token (an UNLOCK without the "
+                f"holder's LockInfo breaks someone else's lock); token {actor.token!r} "
+                "is not admin"
+            )
+        lock_id = None
+    else:
+        try:
+            info = json.loads(raw)
+        except ValueError:
+            raise BadRequest("UNLOCK body is not JSON: send Terraform's LockInfo") from None
+        lock_id = info.get("ID") if isinstance(info, dict) else None
+        if not isinstance(lock_id, str) or not lock_id:
+            raise BadRequest("UNLOCK LockInfo needs a string ID")
+    try:
+        released = await ctx.call(ctx.store.release_lock, ws, lock_id, actor)
+    except Conflict as exc:
+        ctx.metrics.inc("driftsafe_conflicts_total", kind="unlock")
+        if isinstance(exc.detail, dict):
+            return JSONResponse(exc.detail, status_code=409)
+        raise
+    ctx.metrics.observe("driftsafe_lock_hold_seconds", max(0.0, time.time() - released.acquired_at))
+    ctx.metrics.inc("driftsafe_locks_total", outcome="released" if lock_id else "force_released")
+    return JSONResponse(released.lock_info(), status_code=200)

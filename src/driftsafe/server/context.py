@@ -1,0 +1,142 @@
+"""What every request handler needs: settings, store, metrics, the lock-wait hub."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import logging
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import ParamSpec, TypeVar
+
+import anyio.to_thread
+from starlette.requests import Request
+
+from driftsafe.errors import AuthError, BadRequest, Forbidden, PayloadTooLarge
+from driftsafe.server.metrics import Metrics
+from driftsafe.server.waits import WaitHub
+from driftsafe.settings import Settings
+from driftsafe.store import Actor, SqlStore, TokenRecord
+
+P = ParamSpec("P")
+T = TypeVar("T")
+
+log = logging.getLogger("driftsafe.server")
+
+_SEGMENT = re.compile(r"^[A-Za-z0-9._-]+$")
+
+ANONYMOUS = TokenRecord(id="", name="anonymous", scope="admin", workspace="*", created_at=0.0)
+
+
+@dataclass
+class ServerContext:
+    settings: Settings
+    store: SqlStore
+    insecure_no_auth: bool = False
+    metrics: Metrics = field(default_factory=Metrics)
+    hub: WaitHub = field(default_factory=WaitHub)
+
+    async def call(self, func: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+        """Run a blocking store call in a worker thread."""
+        return await anyio.to_thread.run_sync(lambda: func(*args, **kwargs))
+
+    async def auth(self, request: Request, scope: str, workspace: str | None) -> Actor:
+        """The caller's Actor if its token covers ``scope`` on ``workspace``.
+
+        Basic (password = token, what the backend sends) and Bearer (the API) are
+        both accepted everywhere; a failure is audited and counted."""
+        token = await self._token(request, workspace)
+        remote = request.client.host if request.client else None
+        if not token.allows(scope, workspace):
+            reason = (
+                f"token {token.name!r} has scope {token.scope!r} on workspaces "
+                f"{token.workspace!r}: {scope!r} on {workspace or 'this resource'!r} is not allowed"
+            )
+            self.metrics.inc("driftsafe_auth_failures_total", reason="forbidden")
+            await self.call(
+                self.store.record,
+                "auth",
+                workspace,
+                Actor(token.name, remote),
+                "forbidden",
+                {"needed": scope, "method": request.method, "path": request.url.path},
+            )
+            raise Forbidden(reason)
+        request.state.token = token
+        return Actor(token.name, remote, admin=token.allows("admin", workspace))
+
+    async def _token(self, request: Request, workspace: str | None) -> TokenRecord:
+        if self.insecure_no_auth:
+            return ANONYMOUS
+        secret = _credentials(request.headers.get("authorization", ""))
+        token = await self.call(self.store.authenticate, secret) if secret else None
+        if token is None:
+            remote = request.client.host if request.client else None
+            why = "missing credentials" if not secret else "unknown or revoked token"
+            self.metrics.inc("driftsafe_auth_failures_total", reason="unauthenticated")
+            await self.call(
+                self.store.record,
+                "auth",
+                workspace,
+                Actor(None, remote),
+                "unauthenticated",
+                {"reason": why, "method": request.method, "path": request.url.path},
+            )
+            raise AuthError(
+                f"{why}: send the token as HTTP Basic password (backend: TF_HTTP_PASSWORD) "
+                "or as Authorization: Bearer TOKEN (API)"
+            )
+        return token
+
+
+def _credentials(header: str) -> str | None:
+    scheme, _, value = header.partition(" ")
+    value = value.strip()
+    if scheme.lower() == "bearer" and value:
+        return value
+    if scheme.lower() == "basic" and value:
+        try:
+            decoded = base64.b64decode(value, validate=True).decode("utf-8")
+        except (binascii.Error, UnicodeDecodeError):
+            return None
+        password = decoded.partition(":")[2]
+        return password or None
+    return None
+
+
+def workspace_name(raw: str) -> str:
+    """Validate a workspace: ``/``-separated segments of ``[A-Za-z0-9._-]``."""
+    segments = raw.split("/")
+    if (
+        not raw
+        or len(raw) > 400
+        or any(not _SEGMENT.match(s) or s in (".", "..") for s in segments)
+    ):
+        raise BadRequest(
+            f"invalid workspace name {raw!r}: use /-separated segments of A-Z a-z 0-9 . _ -"
+        )
+    return raw
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """The request body, refusing (413) as soon as it exceeds ``limit``: a declared
+    Content-Length over the limit is refused before reading anything."""
+    declared = request.headers.get("content-length")
+    if declared is not None:
+        try:
+            size = int(declared)
+        except ValueError:
+            raise BadRequest(f"invalid Content-Length {declared!r}") from None
+        if size > limit:
+            raise PayloadTooLarge(f"body of {size} bytes is over the limit of {limit} bytes")
+    chunks: list[bytes] = []
+    total = 0
+    async for chunk in request.stream():
+        total += len(chunk)
+        if total > limit:
+            raise PayloadTooLarge(f"body is over the limit of {limit} bytes")
+        chunks.append(chunk)
+    body = b"".join(chunks)
+    chunks.clear()
+    return body

@@ -1,0 +1,173 @@
+"""The SQLAlchemy engine for a store URL, and the transaction helpers every part uses."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Connection, Engine
+
+from driftsafe.errors import ConfigError, StoreError
+from driftsafe.store import schema
+from driftsafe.store.crypto import Cipher
+from driftsafe.store.models import Actor
+
+# How long an SQLite writer waits for another writer before failing.
+SQLITE_BUSY_MS = 30_000
+
+
+def normalize_url(url: str) -> str:
+    """Accept ``postgresql://`` / ``postgres://`` and pick the psycopg 3 driver."""
+    for prefix in ("postgresql://", "postgres://", "postgresql+psycopg://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix) :]
+    if url.startswith("sqlite:///"):
+        return url
+    raise ConfigError(f"unsupported store URL {url!r}: use sqlite:///PATH or postgresql://...")
+
+
+def libpq_url(url: str) -> str:
+    return "postgresql://" + url.split("://", 1)[1]
+
+
+def sqlite_path(url: str) -> Path | None:
+    return Path(url[len("sqlite:///") :]) if url.startswith("sqlite:///") else None
+
+
+def make_engine(url: str) -> Engine:
+    url = normalize_url(url)
+    path = sqlite_path(url)
+    if path is None:
+        return sa.create_engine(url, pool_size=10, max_overflow=40, pool_pre_ping=True)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    engine = sa.create_engine(url, pool_size=10, max_overflow=40)
+
+    @sa.event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+        # We issue BEGIN ourselves: the sqlite3 module's implicit transactions would
+        # start writers as DEFERRED and let two of them deadlock on upgrade.
+        dbapi_conn.isolation_level = None
+        cur = dbapi_conn.cursor()
+        cur.execute("PRAGMA journal_mode=WAL")
+        cur.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_MS}")
+        # FULL: a committed state version survives power loss, not only a crash.
+        cur.execute("PRAGMA synchronous=FULL")
+        cur.close()
+
+    @sa.event.listens_for(engine, "begin")
+    def _on_begin(conn: Connection) -> None:
+        mode = "IMMEDIATE" if conn.get_execution_options().get("ds_write") else "DEFERRED"
+        conn.exec_driver_sql(f"BEGIN {mode}")
+
+    return engine
+
+
+class StoreBase:
+    """Engine, cipher and the shared helpers; the mixins add the operations."""
+
+    engine: Engine
+    cipher: Cipher
+    retention: int
+
+    def __init__(self, url: str, cipher: Cipher, *, retention: int = 0) -> None:
+        self.url = normalize_url(url)
+        self.engine = make_engine(self.url)
+        self.cipher = cipher
+        self.retention = retention
+        self.is_postgres = self.engine.dialect.name == "postgresql"
+        self._listeners: list[Callable[[str], None]] = []
+        self._listeners_lock = threading.Lock()
+
+    # transactions -------------------------------------------------------------
+
+    @contextmanager
+    def write_tx(self) -> Iterator[Connection]:
+        """A transaction that will write: serialized against other writers on SQLite."""
+        try:
+            with self.engine.connect().execution_options(ds_write=True) as conn, conn.begin():
+                yield conn
+        except sa.exc.OperationalError as exc:
+            raise StoreError(f"store unavailable: {exc.orig}") from exc
+
+    @contextmanager
+    def read_tx(self) -> Iterator[Connection]:
+        try:
+            with self.engine.connect() as conn, conn.begin():
+                yield conn
+        except sa.exc.OperationalError as exc:
+            raise StoreError(f"store unavailable: {exc.orig}") from exc
+
+    def insert(self, table: sa.Table) -> Any:
+        """A dialect insert that supports ``on_conflict_do_nothing``."""
+        return postgresql.insert(table) if self.is_postgres else sqlite.insert(table)
+
+    def hold_workspace(self, conn: Connection, workspace: str, now: float) -> None:
+        """Serialize writers of one workspace (row lock on PostgreSQL; SQLite's
+        BEGIN IMMEDIATE already serializes every writer)."""
+        conn.execute(
+            self.insert(schema.workspaces)
+            .values(name=workspace, created_at=now)
+            .on_conflict_do_nothing()
+        )
+        if self.is_postgres:
+            conn.execute(
+                sa.select(schema.workspaces.c.name)
+                .where(schema.workspaces.c.name == workspace)
+                .with_for_update()
+            )
+
+    def audit_in(
+        self,
+        conn: Connection,
+        action: str,
+        workspace: str | None,
+        actor: Actor,
+        outcome: str,
+        detail: dict[str, Any] | None = None,
+        *,
+        now: float | None = None,
+    ) -> None:
+        conn.execute(
+            schema.audit.insert().values(
+                at=time.time() if now is None else now,
+                action=action,
+                workspace=workspace,
+                token=actor.token,
+                remote_addr=actor.remote_addr,
+                outcome=outcome,
+                detail=json.dumps(detail or {}, sort_keys=True),
+            )
+        )
+
+    def record(
+        self,
+        action: str,
+        workspace: str | None,
+        actor: Actor,
+        outcome: str,
+        detail: dict[str, Any] | None = None,
+    ) -> None:
+        """Append one audit event in its own transaction (used for refusals)."""
+        with self.write_tx() as conn:
+            self.audit_in(conn, action, workspace, actor, outcome, detail)
+
+    # lock-release notifications -----------------------------------------------
+
+    def notify_in(self, conn: Connection, workspace: str) -> None:
+        """Tell other server processes (PostgreSQL) that ``workspace`` was released;
+        NOTIFY is delivered at commit, so nobody wakes before the release is visible."""
+        if self.is_postgres:
+            conn.execute(sa.text("SELECT pg_notify('driftsafe_locks', :ws)"), {"ws": workspace})
+
+    def notify_local(self, workspace: str) -> None:
+        with self._listeners_lock:
+            listeners = list(self._listeners)
+        for callback in listeners:
+            callback(workspace)

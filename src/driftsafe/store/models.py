@@ -1,0 +1,178 @@
+"""Records the store hands out: plain frozen dataclasses, JSON-ready via ``to_json``."""
+
+from __future__ import annotations
+
+import datetime as dt
+import fnmatch
+from dataclasses import dataclass, field
+from typing import Any
+
+SCOPES = ("read", "write", "admin")
+
+
+def iso(ts: float | None) -> str | None:
+    """Epoch seconds -> ISO-8601 UTC with a ``Z`` (None stays None)."""
+    if ts is None:
+        return None
+    moment = dt.datetime.fromtimestamp(ts, tz=dt.UTC)
+    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+@dataclass(frozen=True)
+class TokenRecord:
+    id: str
+    name: str
+    scope: str
+    workspace: str  # a glob such as ``team/*`` or ``*``
+    created_at: float
+    revoked_at: float | None = None
+
+    def allows(self, scope: str, workspace: str | None = None) -> bool:
+        """True when this token's scope covers ``scope`` and its glob ``workspace``."""
+        if self.revoked_at is not None:
+            return False
+        if SCOPES.index(self.scope) < SCOPES.index(scope):
+            return False
+        return workspace is None or fnmatch.fnmatchcase(workspace, self.workspace)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "scope": self.scope,
+            "workspace": self.workspace,
+            "created_at": iso(self.created_at),
+            "revoked_at": iso(self.revoked_at),
+        }
+
+
+@dataclass(frozen=True)
+class LockRecord:
+    """The holder's LockInfo as Terraform sent it, plus what the server saw."""
+
+    workspace: str
+    id: str
+    operation: str
+    who: str
+    info: str
+    version: str
+    created: str
+    path: str
+    token: str | None
+    remote_addr: str | None
+    acquired_at: float
+
+    def lock_info(self) -> dict[str, str]:
+        """The bare LockInfo JSON Terraform unmarshals from a 423/409 body."""
+        return {
+            "ID": self.id,
+            "Operation": self.operation,
+            "Info": self.info,
+            "Who": self.who,
+            "Version": self.version,
+            "Created": self.created,
+            "Path": self.path,
+        }
+
+    def to_json(self, *, now: float, stale_after: float) -> dict[str, Any]:
+        age = max(0.0, now - self.acquired_at)
+        return {
+            "id": self.id,
+            "operation": self.operation,
+            "who": self.who,
+            "info": self.info,
+            "version": self.version,
+            "created": self.created,
+            "path": self.path,
+            "token": self.token,
+            "remote_addr": self.remote_addr,
+            "acquired_at": iso(self.acquired_at),
+            "age_seconds": round(age, 3),
+            "stale": age > stale_after,
+        }
+
+
+@dataclass(frozen=True)
+class VersionRecord:
+    workspace: str
+    serial: int
+    lineage: str
+    sha256: str
+    size: int
+    resources: int
+    created_at: float
+    writer_token: str | None
+    writer_who: str | None
+    lock_id: str | None
+    findings: list[dict[str, Any]] = field(default_factory=list)
+    restored_from: int | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "serial": self.serial,
+            "lineage": self.lineage,
+            "sha256": self.sha256,
+            "size": self.size,
+            "resources": self.resources,
+            "created_at": iso(self.created_at),
+            "writer": {"token": self.writer_token, "who": self.writer_who},
+            "lock_id": self.lock_id,
+            "findings": list(self.findings),
+            "restored_from": self.restored_from,
+        }
+
+
+@dataclass(frozen=True)
+class WorkspaceSummary:
+    name: str
+    latest_serial: int | None
+    versions: int
+    locked: bool
+    updated_at: float | None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "latest_serial": self.latest_serial,
+            "versions": self.versions,
+            "locked": self.locked,
+            "updated_at": iso(self.updated_at),
+        }
+
+
+@dataclass(frozen=True)
+class AuditEvent:
+    id: int
+    at: float
+    action: str
+    workspace: str | None
+    token: str | None
+    remote_addr: str | None
+    outcome: str
+    detail: dict[str, Any]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "at": iso(self.at),
+            "action": self.action,
+            "workspace": self.workspace,
+            "token": self.token,
+            "remote_addr": self.remote_addr,
+            "outcome": self.outcome,
+            "detail": self.detail,
+        }
+
+
+@dataclass(frozen=True)
+class Actor:
+    """Who performs a store operation: recorded on versions, locks and audit events."""
+
+    token: str | None = None
+    remote_addr: str | None = None
+    admin: bool = False
+
+
+@dataclass(frozen=True)
+class LockResult:
+    acquired: bool
+    lock: LockRecord  # ours when acquired, the holder's otherwise

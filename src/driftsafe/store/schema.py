@@ -1,0 +1,164 @@
+"""Tables and numbered schema migrations (recorded in ``schema_version``).
+
+Migrations only ever add: a store written by an older driftsafe is upgraded in
+place on open; a store newer than this code is refused rather than misread.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from driftsafe.errors import StoreError
+
+metadata = sa.MetaData()
+
+schema_version = sa.Table(
+    "ds_schema_version",
+    metadata,
+    sa.Column("version", sa.Integer, nullable=False),
+    sa.Column("applied_at", sa.Float, nullable=False),
+)
+
+meta = sa.Table(
+    "ds_meta",
+    metadata,
+    sa.Column("key", sa.String(100), primary_key=True),
+    sa.Column("value", sa.Text, nullable=False),
+)
+
+tokens = sa.Table(
+    "ds_tokens",
+    metadata,
+    sa.Column("id", sa.String(32), primary_key=True),
+    sa.Column("name", sa.String(200), nullable=False, unique=True),
+    sa.Column("hash", sa.String(64), nullable=False),
+    sa.Column("scope", sa.String(10), nullable=False),
+    sa.Column("workspace", sa.String(500), nullable=False),
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Column("revoked_at", sa.Float, nullable=True),
+)
+
+workspaces = sa.Table(
+    "ds_workspaces",
+    metadata,
+    sa.Column("name", sa.String(500), primary_key=True),
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Column("updated_at", sa.Float, nullable=True),
+)
+
+versions = sa.Table(
+    "ds_versions",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("workspace", sa.String(500), nullable=False),
+    sa.Column("serial", sa.BigInteger, nullable=False),
+    sa.Column("lineage", sa.String(100), nullable=False),
+    sa.Column("sha256", sa.String(64), nullable=False),
+    sa.Column("size", sa.BigInteger, nullable=False),
+    sa.Column("resources", sa.Integer, nullable=False),
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Column("writer_token", sa.String(200), nullable=True),
+    sa.Column("writer_who", sa.String(500), nullable=True),
+    sa.Column("lock_id", sa.String(100), nullable=True),
+    sa.Column("findings", sa.Text, nullable=False),
+    sa.Column("restored_from", sa.BigInteger, nullable=True),
+    sa.Column("key_id", sa.String(32), nullable=False),
+    sa.Column("nonce", sa.LargeBinary, nullable=False),
+    sa.Column("body", sa.LargeBinary, nullable=False),
+    sa.UniqueConstraint("workspace", "serial", name="ds_versions_ws_serial"),
+)
+
+locks = sa.Table(
+    "ds_locks",
+    metadata,
+    sa.Column("workspace", sa.String(500), primary_key=True),
+    sa.Column("id", sa.String(100), nullable=False),
+    sa.Column("operation", sa.String(100), nullable=False),
+    sa.Column("who", sa.String(500), nullable=False),
+    sa.Column("info", sa.Text, nullable=False),
+    sa.Column("version", sa.String(50), nullable=False),
+    sa.Column("created", sa.String(100), nullable=False),
+    sa.Column("path", sa.Text, nullable=False),
+    sa.Column("token", sa.String(200), nullable=True),
+    sa.Column("remote_addr", sa.String(100), nullable=True),
+    sa.Column("acquired_at", sa.Float, nullable=False),
+)
+
+audit = sa.Table(
+    "ds_audit",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("at", sa.Float, nullable=False),
+    sa.Column("action", sa.String(50), nullable=False),
+    sa.Column("workspace", sa.String(500), nullable=True),
+    sa.Column("token", sa.String(200), nullable=True),
+    sa.Column("remote_addr", sa.String(100), nullable=True),
+    sa.Column("outcome", sa.String(50), nullable=False),
+    sa.Column("detail", sa.Text, nullable=False),
+)
+
+# Added in schema 2.
+lock_waiters = sa.Table(
+    "ds_lock_waiters",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("workspace", sa.String(500), nullable=False),
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Column("seen_at", sa.Float, nullable=False),
+    sa.Column("expires_at", sa.Float, nullable=False),
+)
+
+drift_reports = sa.Table(
+    "ds_drift_reports",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("workspace", sa.String(500), nullable=False),
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Column("report", sa.Text, nullable=False),
+)
+
+
+def _v1(conn: Connection) -> None:
+    for table in (meta, tokens, workspaces, versions, locks, audit):
+        table.create(conn)
+    sa.Index("ds_audit_ws", audit.c.workspace, audit.c.id).create(conn)
+
+
+def _v2(conn: Connection) -> None:
+    lock_waiters.create(conn)
+    drift_reports.create(conn)
+    sa.Index("ds_waiters_ws", lock_waiters.c.workspace, lock_waiters.c.id).create(conn)
+    sa.Index("ds_drift_ws", drift_reports.c.workspace, drift_reports.c.id).create(conn)
+
+
+MIGRATIONS: list[tuple[int, Callable[[Connection], None]]] = [(1, _v1), (2, _v2)]
+LATEST = MIGRATIONS[-1][0]
+
+
+def current_version(conn: Connection) -> int:
+    if not sa.inspect(conn).has_table(schema_version.name):
+        return 0
+    value = conn.execute(sa.select(sa.func.max(schema_version.c.version))).scalar()
+    return int(value or 0)
+
+
+def migrate(conn: Connection, *, now: float, target: int = LATEST) -> list[int]:
+    """Apply the missing migrations up to ``target`` inside the caller's transaction."""
+    have = current_version(conn)
+    if have > LATEST:
+        raise StoreError(
+            f"the store has schema version {have}, newer than this driftsafe knows "
+            f"({LATEST}): upgrade driftsafe"
+        )
+    if have == 0:
+        schema_version.create(conn, checkfirst=True)
+    applied = []
+    for number, step in MIGRATIONS:
+        if have < number <= target:
+            step(conn)
+            conn.execute(schema_version.insert().values(version=number, applied_at=now))
+            applied.append(number)
+    return applied

@@ -1,0 +1,300 @@
+"""State versions: every accepted write is a new immutable, encrypted row."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from driftsafe.errors import Conflict, DriftsafeError, NotFound
+from driftsafe.state.model import TfState, parse_state
+from driftsafe.state.rules import VersionMeta, check_write
+from driftsafe.store import schema
+from driftsafe.store.locks import LocksMixin
+from driftsafe.store.models import Actor, VersionRecord
+
+_META_COLUMNS = [c for c in schema.versions.c if c.name not in ("body", "nonce", "key_id", "id")]
+
+
+def version_from_row(row: Any) -> VersionRecord:
+    return VersionRecord(
+        workspace=row.workspace,
+        serial=int(row.serial),
+        lineage=row.lineage,
+        sha256=row.sha256,
+        size=int(row.size),
+        resources=int(row.resources),
+        created_at=row.created_at,
+        writer_token=row.writer_token,
+        writer_who=row.writer_who,
+        lock_id=row.lock_id,
+        findings=json.loads(row.findings),
+        restored_from=int(row.restored_from) if row.restored_from is not None else None,
+    )
+
+
+class VersionsMixin(LocksMixin):
+    def _latest_meta(self, conn: Connection, workspace: str) -> VersionRecord | None:
+        v = schema.versions
+        row = conn.execute(
+            sa.select(*_META_COLUMNS)
+            .where(v.c.workspace == workspace)
+            .order_by(v.c.serial.desc())
+            .limit(1)
+        ).first()
+        return version_from_row(row) if row else None
+
+    def _body(self, conn: Connection, workspace: str, serial: int) -> tuple[VersionRecord, bytes]:
+        v = schema.versions
+        row = conn.execute(
+            sa.select(v).where(v.c.workspace == workspace, v.c.serial == serial)
+        ).first()
+        if row is None:
+            raise NotFound(f"workspace {workspace!r} has no version with serial {serial}")
+        body = self.cipher.decrypt(row.nonce, row.body, workspace, row.key_id)
+        return version_from_row(row), body
+
+    def latest_state(self, workspace: str) -> tuple[VersionRecord, bytes] | None:
+        with self.read_tx() as conn:
+            latest = self._latest_meta(conn, workspace)
+            if latest is None:
+                return None
+            return self._body(conn, workspace, latest.serial)
+
+    def get_version(self, workspace: str, serial: int) -> tuple[VersionRecord, bytes]:
+        with self.read_tx() as conn:
+            return self._body(conn, workspace, serial)
+
+    def list_versions(self, workspace: str, limit: int | None = None) -> list[VersionRecord]:
+        v = schema.versions
+        query = (
+            sa.select(*_META_COLUMNS).where(v.c.workspace == workspace).order_by(v.c.serial.desc())
+        )
+        if limit:
+            query = query.limit(limit)
+        with self.read_tx() as conn:
+            return [version_from_row(row) for row in conn.execute(query)]
+
+    def _insert_version(
+        self,
+        conn: Connection,
+        workspace: str,
+        body: bytes,
+        state: TfState,
+        *,
+        now: float,
+        actor: Actor,
+        who: str | None,
+        lock_id: str | None,
+        findings: list[dict[str, Any]],
+        restored_from: int | None = None,
+    ) -> VersionRecord:
+        record = VersionRecord(
+            workspace=workspace,
+            serial=state.serial,
+            lineage=state.lineage,
+            sha256=hashlib.sha256(body).hexdigest(),
+            size=len(body),
+            resources=state.resource_count,
+            created_at=now,
+            writer_token=actor.token,
+            writer_who=who,
+            lock_id=lock_id,
+            findings=findings,
+            restored_from=restored_from,
+        )
+        nonce, ciphertext = self.cipher.encrypt(body, workspace)
+        conn.execute(
+            schema.versions.insert().values(
+                workspace=workspace,
+                serial=record.serial,
+                lineage=record.lineage,
+                sha256=record.sha256,
+                size=record.size,
+                resources=record.resources,
+                created_at=now,
+                writer_token=record.writer_token,
+                writer_who=who,
+                lock_id=lock_id,
+                findings=json.dumps(findings, sort_keys=True),
+                restored_from=restored_from,
+                key_id=self.cipher.key_id,
+                nonce=nonce,
+                body=ciphertext,
+            )
+        )
+        del ciphertext
+        conn.execute(
+            schema.workspaces.update()
+            .where(schema.workspaces.c.name == workspace)
+            .values(updated_at=now)
+        )
+        if self.retention > 0:
+            self._apply_retention(conn, workspace)
+        return record
+
+    def _apply_retention(self, conn: Connection, workspace: str) -> None:
+        v = schema.versions
+        keep = (
+            sa.select(v.c.serial)
+            .where(v.c.workspace == workspace)
+            .order_by(v.c.serial.desc())
+            .limit(self.retention)
+            .scalar_subquery()
+        )
+        cutoff = conn.execute(
+            sa.select(sa.func.min(v.c.serial)).where(
+                v.c.serial.in_(keep), v.c.workspace == workspace
+            )
+        ).scalar()
+        if cutoff is not None:
+            conn.execute(v.delete().where(v.c.workspace == workspace, v.c.serial < cutoff))
+
+    def write_state(
+        self,
+        workspace: str,
+        body: bytes,
+        state: TfState,
+        actor: Actor,
+        *,
+        lock_id: str | None,
+        findings: list[dict[str, Any]],
+    ) -> tuple[VersionRecord, bool]:
+        """Store ``body`` as a new version if the writer holds the lock (fencing) and
+        the serial/lineage rules allow it. Returns (version, created); a retry of the
+        exact latest body is accepted without a new version."""
+        now = time.time()
+        sha = hashlib.sha256(body).hexdigest()
+        try:
+            with self.write_tx() as conn:
+                self.hold_workspace(conn, workspace, now)
+                holder = self._lock_row(conn, workspace)
+                if lock_id is not None and holder is None:
+                    raise Conflict(
+                        f"fenced: lock {lock_id} no longer holds {workspace!r} (it was "
+                        "released or force-released); this write is refused, nothing written"
+                    )
+                if lock_id is not None and holder is not None and holder.id != lock_id:
+                    raise Conflict(
+                        f"fenced: lock {lock_id} no longer holds {workspace!r}; it is held by "
+                        f"{holder.who} (lock {holder.id}); nothing written",
+                        detail=holder.lock_info(),
+                    )
+                if lock_id is None and holder is not None:
+                    raise Conflict(
+                        f"{workspace!r} is locked by {holder.who} (lock {holder.id}); a write "
+                        "without the lock ID is refused",
+                        detail=holder.lock_info(),
+                    )
+                latest = self._latest_meta(conn, workspace)
+                if (
+                    latest is not None
+                    and latest.serial == state.serial
+                    and latest.lineage == state.lineage
+                    and latest.sha256 == sha
+                ):
+                    return latest, False
+                check_write(
+                    VersionMeta(latest.serial, latest.lineage) if latest else None,
+                    state,
+                    admin=actor.admin,
+                )
+                if latest is not None and state.serial <= latest.serial:
+                    raise Conflict(
+                        f"serial {state.serial} is not above the latest serial {latest.serial}: "
+                        "every version needs a new serial, even with another lineage"
+                    )
+                record = self._insert_version(
+                    conn,
+                    workspace,
+                    body,
+                    state,
+                    now=now,
+                    actor=actor,
+                    who=holder.who if holder else None,
+                    lock_id=lock_id,
+                    findings=findings,
+                )
+                self.audit_in(
+                    conn,
+                    "write",
+                    workspace,
+                    actor,
+                    "ok",
+                    {
+                        "serial": record.serial,
+                        "lineage": record.lineage,
+                        "lock_id": lock_id,
+                        "sha256": sha,
+                        "size": record.size,
+                        "findings": len(findings),
+                    },
+                    now=now,
+                )
+                return record, True
+        except DriftsafeError as exc:
+            self.record(
+                "write",
+                workspace,
+                actor,
+                "rejected",
+                {
+                    "serial": state.serial,
+                    "lineage": state.lineage,
+                    "lock_id": lock_id,
+                    "reason": exc.message,
+                },
+            )
+            raise
+
+    def restore(self, workspace: str, serial: int, actor: Actor) -> VersionRecord:
+        """Write version ``serial``'s content again as serial latest + 1."""
+        now = time.time()
+        try:
+            with self.write_tx() as conn:
+                self.hold_workspace(conn, workspace, now)
+                holder = self._lock_row(conn, workspace)
+                if holder is not None:
+                    raise Conflict(
+                        f"{workspace!r} is locked by {holder.who} (lock {holder.id}): "
+                        "restore when no run holds it",
+                        detail=holder.lock_info(),
+                    )
+                old, body = self._body(conn, workspace, serial)
+                latest = self._latest_meta(conn, workspace)
+                assert latest is not None  # the old version exists
+                data = json.loads(body)
+                data["serial"] = latest.serial + 1
+                new_body = json.dumps(data, indent=2).encode() + b"\n"
+                state = parse_state(new_body)
+                record = self._insert_version(
+                    conn,
+                    workspace,
+                    new_body,
+                    state,
+                    now=now,
+                    actor=actor,
+                    who=None,
+                    lock_id=None,
+                    findings=old.findings,
+                    restored_from=serial,
+                )
+                self.audit_in(
+                    conn,
+                    "restore",
+                    workspace,
+                    actor,
+                    "ok",
+                    {"from_serial": serial, "serial": record.serial},
+                    now=now,
+                )
+                return record
+        except DriftsafeError as exc:
+            self.record(
+                "restore", workspace, actor, "rejected", {"serial": serial, "reason": exc.message}
+            )
+            raise
