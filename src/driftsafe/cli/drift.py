@@ -1,0 +1,209 @@
+"""``driftsafe drift check|resolve|history``."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import click
+
+from driftsafe.cli.common import EXIT_ERROR, echo_json, get_settings, handle_errors, server_options
+
+
+@click.group()
+def drift() -> None:
+    """Find, explain, alert on and resolve drift (changes made outside Terraform).
+
+    \b
+    Example:
+      driftsafe drift check envs/staging envs/prod
+      driftsafe drift resolve envs/staging --codify module.app.lab_config_file.app.values.max_connections
+      driftsafe drift history lab/staging --server http://127.0.0.1:8080
+    """
+
+
+@drift.command()
+@click.argument("roots", nargs=-1, required=True, type=click.Path(file_okay=False))
+@click.option("--json", "as_json", is_flag=True, help="Print the JSON report (schema in docs/drift-report.md).")
+@click.option("--markdown", "markdown_file", type=click.Path(dir_okay=False),
+              help="Also write the report as Markdown to FILE.")
+@click.option("--ignore-file", type=click.Path(dir_okay=False, exists=True),
+              help="Ignore rules (TOML) for every root, on top of each root's .driftsafe-ignore.toml.")
+@click.option("--notify", "webhook", metavar="URL", help="POST the report to a (Slack-compatible) webhook.")
+@click.option("--github-issue", metavar="OWNER/REPO",
+              help="Open/update/close one drift issue per root (token: GITHUB_TOKEN).")
+@click.option("--github-pr", metavar="OWNER/REPO",
+              help="Push a branch codifying the drift and open a pull request (token: GITHUB_TOKEN).")
+@click.option("--git-remote", default="origin", show_default=True, help="Remote to push PR branches to.")
+@click.option("--lock-timeout", default="5s", show_default=True,
+              help="How long each plan waits for the state lock before reporting its holder.")
+@click.option("--init/--no-init", "init", default=None,
+              help="Run terraform init first (default: only when .terraform is missing).")
+@click.option("--jobs", "-j", type=click.IntRange(min=1), help="Roots checked at once (default: cores).")
+@click.option("--engine", "engine_spec", help="embedded (default), terraform, tofu or a path.")
+@server_options
+@handle_errors
+def check(roots: tuple[str, ...], as_json: bool, markdown_file: str | None,
+          ignore_file: str | None, webhook: str | None, github_issue: str | None,
+          github_pr: str | None, git_remote: str, lock_timeout: str, init: bool | None,
+          jobs: int | None, engine_spec: str | None, server: str | None,
+          token: str | None) -> None:
+    """Check root modules for drift: a refresh-only plan and a normal plan per root.
+
+    For every drifted attribute it shows the value in state, in reality and in the
+    configuration, and what a plain apply would do (e.g. silently revert it). The
+    check never writes state. Exit code: 0 no drift, 2 drift, 1 error (a held lock,
+    a failed init, a provider error, or an alert that could not be delivered).
+
+    \b
+    Example:
+      driftsafe drift check envs/staging envs/prod --json > drift.json
+      driftsafe drift check envs/prod --markdown drift.md --github-issue acme/infra
+    """
+    from driftsafe.drift.check import check_roots, utcnow
+    from driftsafe.drift.ignore import load_ignore
+    from driftsafe.drift.model import overall_exit_code, report_json
+    from driftsafe.drift.notify import GitHub, post_history, send_webhook, sync_issue
+    from driftsafe.drift.pr import open_codify_pr
+    from driftsafe.drift.render import render_markdown, render_table
+    from driftsafe.engine import get_engine
+
+    settings = get_settings()
+    engine = get_engine(settings, engine_spec)
+    rules = load_ignore(ignore_file) if ignore_file else None
+    github = None
+    if github_issue or github_pr:
+        # Fail on a missing token before spending minutes on plans.
+        github = {repo: GitHub(settings.github_api, os.environ.get("GITHUB_TOKEN"), repo)
+                  for repo in {r for r in (github_issue, github_pr) if r}}
+
+    def progress(message: str) -> None:
+        click.echo(message, err=True)
+
+    reports = check_roots(list(roots), engine=engine, settings=settings, ignore=rules,
+                          lock_timeout=lock_timeout, init=init, jobs=jobs, progress=progress)
+    generated_at = utcnow()
+    deliveries = []
+    if webhook:
+        deliveries.append(send_webhook(webhook, reports, generated_at=generated_at))
+    for report in reports:
+        if github and github_issue:
+            deliveries.append(sync_issue(github[github_issue], report, generated_at=generated_at))
+        if github and github_pr:
+            deliveries.append(open_codify_pr(github[github_pr], report, remote=git_remote,
+                                             generated_at=generated_at))
+        server = server or settings.server
+        if server and report.status != "error":
+            deliveries.append(post_history(server, token or settings.token, report))
+    for gh in (github or {}).values():
+        gh.close()
+    if markdown_file:
+        Path(markdown_file).write_text(render_markdown(reports, generated_at=generated_at))
+    code = overall_exit_code(reports)
+    if as_json:
+        data = report_json(reports, generated_at=generated_at)
+        data["deliveries"] = [d.to_json() for d in deliveries]
+        if any(not d.ok for d in deliveries):
+            data["exit_code"] = EXIT_ERROR
+        echo_json(data)
+    else:
+        click.echo(render_table(reports))
+    for d in deliveries:
+        click.echo(f"{'ok' if d.ok else 'FAILED'}: {d.channel}: {d.message}"
+                   + (f" {d.url}" if d.url else ""), err=True)
+    if any(not d.ok for d in deliveries):
+        click.echo("Error: some alerts were not delivered (the report above still stands)",
+                   err=True)
+        code = EXIT_ERROR
+    sys.exit(code)
+
+
+@drift.command()
+@click.argument("root", type=click.Path(file_okay=False, exists=True))
+@click.option("--codify", multiple=True, metavar="ADDR.ATTR",
+              help="Keep reality: write it into the configuration, then refresh it into state.")
+@click.option("--revert", multiple=True, metavar="ADDR.ATTR",
+              help="Undo the manual change: apply the configuration to exactly this resource.")
+@click.option("--yes", "-y", is_flag=True, help="Do not ask before applying the checked plan.")
+@click.option("--json", "as_json", is_flag=True, help="Print the resolution as JSON.")
+@click.option("--lock-timeout", default="5s", show_default=True, help="State lock wait.")
+@click.option("--engine", "engine_spec", help="embedded (default), terraform, tofu or a path.")
+@handle_errors
+def resolve(root: str, codify: tuple[str, ...], revert: tuple[str, ...], yes: bool,
+            as_json: bool, lock_timeout: str, engine_spec: str | None) -> None:
+    """Resolve drift: codify some attributes (keep them) and revert others.
+
+    Shows the targeted plan first and refuses if it would change anything not named
+    (no silent revert). Ends with a plan; exit 0 when it says "No changes.", 2 when
+    other changes remain, 1 on error.
+
+    \b
+    Example:
+      driftsafe drift resolve envs/staging \\
+        --codify module.app.lab_config_file.app.values.max_connections \\
+        --revert module.app.lab_config_file.features.mode
+    """
+    from driftsafe.drift.resolve import resolve as do_resolve
+    from driftsafe.engine import get_engine
+
+    engine = get_engine(get_settings(), engine_spec)
+
+    def confirm(plan_text: str) -> bool:
+        click.echo(plan_text, err=True)
+        if yes:
+            return True
+        return click.confirm("Apply exactly this?", err=True, default=False)
+
+    res = do_resolve(root, codify=list(codify), revert=list(revert), engine=engine,
+                     lock_timeout=lock_timeout, confirm=confirm,
+                     progress=lambda m: click.echo(m, err=True))
+    if as_json:
+        echo_json(res.to_json())
+    else:
+        if res.diff:
+            click.echo(res.diff)
+        for t in res.codified:
+            click.echo(f"codified {t}")
+        for t in res.reverted:
+            click.echo(f"reverted {t}")
+        click.echo(res.final_plan_output.strip().splitlines()[-1] if res.final_plan_output
+                   else "")
+    sys.exit(0 if res.clean_after else 2)
+
+
+@drift.command()
+@click.argument("workspace")
+@click.option("--json", "as_json", is_flag=True, help="Print the stored reports as JSON.")
+@click.option("--limit", default=20, show_default=True, help="Show at most N reports.")
+@server_options
+@handle_errors
+def history(workspace: str, as_json: bool, limit: int, server: str | None,
+            token: str | None) -> None:
+    """List the drift reports stored for WORKSPACE on a driftsafe server, newest first.
+
+    \b
+    Example:
+      driftsafe drift history lab/staging --server http://127.0.0.1:8080 --token $TOKEN
+    """
+    from driftsafe.drift.notify import list_history
+    from driftsafe.errors import ConfigError
+
+    settings = get_settings()
+    server = server or settings.server
+    if not server:
+        raise ConfigError("no server: pass --server or set DRIFTSAFE_SERVER")
+    items = list_history(server, token or settings.token, workspace)[:limit]
+    if as_json:
+        echo_json({"workspace": workspace, "reports": items})
+        return
+    if not items:
+        click.echo(f"No drift reports stored for {workspace}.")
+        return
+    for item in items:
+        report = item.get("report") or {}
+        findings = report.get("findings") or []
+        click.echo(f"{item.get('created_at')}  #{item.get('id')}  {report.get('status', '?'):5}  "
+                   f"{len(findings)} finding(s)"
+                   + (f"  {', '.join(f.get('target', '?') for f in findings[:3])}"
+                      if findings else ""))
