@@ -9,6 +9,7 @@ is: findings end up in the audit trail, API answers and CI logs.
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -326,3 +327,14 @@ def scan_text(text: str) -> list[Finding]:
                 )
                 break
     return findings
+
+
+def scan_bytes(body: bytes) -> list[Finding]:
+    """Scan a file's content: as a state when it is one, else line by line as text."""
+    try:
+        data = json.loads(body)
+    except (ValueError, UnicodeDecodeError):
+        data = None
+    if isinstance(data, Mapping) and isinstance(data.get("resources"), list) and "lineage" in data:
+        return scan_state(data)
+    return scan_text(body.decode("utf-8", errors="replace"))

@@ -1,0 +1,246 @@
+"""``driftsafe state versions|show|diff|restore WORKSPACE``: a server's state versions."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+import click
+
+from driftsafe.cli.common import (
+    EXIT_CHANGES,
+    echo_json,
+    get_settings,
+    handle_errors,
+    server_options,
+)
+from driftsafe.client import Client
+from driftsafe.state.paths import iter_instances
+
+
+def format_table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
+    """Left-aligned columns, two spaces apart, like ``terraform state list`` tooling."""
+    cells = [[str(h) for h in headers]] + [["" if c is None else str(c) for c in r] for r in rows]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
+    lines = [
+        "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in cells
+    ]
+    return "\n".join(lines)
+
+
+def short_time(value: object) -> str:
+    """``2026-11-27T07:30:12.345678+00:00`` -> ``2026-11-27 07:30:12``."""
+    text = str(value or "")
+    return text[:19].replace("T", " ") if len(text) >= 19 else text
+
+
+def human_size(size: object) -> str:
+    n = float(size) if isinstance(size, int | float) else 0.0
+    for unit in ("B", "KiB", "MiB"):
+        if n < 1024 or unit == "MiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} GiB"  # unreachable: MiB is the last unit
+
+
+def writer_name(version: dict[str, Any]) -> str:
+    writer = version.get("writer") or {}
+    token, who = writer.get("token"), writer.get("who")
+    return f"{token} ({who})" if token and who else str(token or who or "-")
+
+
+def _client(server: str | None, token: str | None) -> Client:
+    return Client.from_settings(get_settings(), server=server, token=token)
+
+
+@click.group()
+def state() -> None:
+    """Versions of the states a driftsafe server keeps: list, show, diff, restore.
+
+    \b
+    Example:
+      export DRIFTSAFE_SERVER=http://127.0.0.1:8080 DRIFTSAFE_TOKEN=...
+      driftsafe state versions lab/staging
+      driftsafe state diff lab/staging 3 4
+      driftsafe state restore lab/staging --serial 3
+    """
+
+
+@state.command()
+@click.argument("workspace")
+@click.option("--json", "as_json", is_flag=True, help="Print the versions as JSON.")
+@server_options
+@handle_errors
+def versions(workspace: str, as_json: bool, server: str | None, token: str | None) -> None:
+    """List every stored version of WORKSPACE, newest first.
+
+    \b
+    Example:
+      driftsafe state versions lab/staging
+      driftsafe state versions lab/staging --json | jq '.versions[0].serial'
+    """
+    with _client(server, token) as client:
+        listed = client.versions(workspace)
+    if as_json:
+        echo_json({"workspace": workspace, "versions": listed})
+        return
+    if not listed:
+        click.echo(f"{workspace}: no versions")
+        return
+    rows = [
+        [
+            v.get("serial"),
+            short_time(v.get("created_at")),
+            writer_name(v),
+            v.get("resources"),
+            human_size(v.get("size")),
+            str(v.get("sha256", ""))[:12],
+            len(v.get("findings") or []),
+            "" if v.get("restored_from") is None else f"restored from {v['restored_from']}",
+        ]
+        for v in listed
+    ]
+    headers = ["SERIAL", "CREATED", "WRITER", "RESOURCES", "SIZE", "SHA256", "FINDINGS", "NOTE"]
+    click.echo(format_table(headers, rows))
+
+
+@state.command()
+@click.argument("workspace")
+@click.option("--serial", type=click.IntRange(min=0), help="Version to show (default: latest).")
+@click.option("--json", "as_json", is_flag=True, help="Print {version, state} as JSON.")
+@click.option("--raw", is_flag=True, help="Print only the tfstate JSON (e.g. to save a copy).")
+@server_options
+@handle_errors
+def show(
+    workspace: str,
+    serial: int | None,
+    as_json: bool,
+    raw: bool,
+    server: str | None,
+    token: str | None,
+) -> None:
+    """Show one version of WORKSPACE: its metadata and resource addresses.
+
+    \b
+    Example:
+      driftsafe state show lab/staging
+      driftsafe state show lab/staging --serial 3 --raw > staging-3.tfstate
+    """
+    with _client(server, token) as client:
+        answer = client.version(workspace, serial)
+    if raw:
+        click.echo(json.dumps(answer["state"], indent=2))
+        return
+    if as_json:
+        echo_json(answer)
+        return
+    version, tfstate = answer["version"], answer["state"]
+    restored = version.get("restored_from")
+    facts = [
+        ("Workspace", workspace),
+        ("Serial", version.get("serial")),
+        ("Lineage", version.get("lineage")),
+        ("Created", short_time(version.get("created_at"))),
+        ("Writer", writer_name(version)),
+        ("Lock ID", version.get("lock_id") or "-"),
+        ("Size", f"{human_size(version.get('size'))}, sha256 {version.get('sha256')}"),
+        ("Terraform", tfstate.get("terraform_version", "?")),
+        ("Findings", len(version.get("findings") or [])),
+    ]
+    if restored is not None:
+        facts.append(("Restored from", f"serial {restored}"))
+    for label, value in facts:
+        click.echo(f"{label + ':':<15}{value}")
+    addresses = sorted(address for address, _ in iter_instances(tfstate))
+    click.echo(f"\nResources ({len(addresses)}):")
+    for address in addresses:
+        click.echo(f"  {address}")
+    outputs = tfstate.get("outputs") or {}
+    if outputs:
+        click.echo(f"\nOutputs ({len(outputs)}):")
+        for name in sorted(outputs):
+            click.echo(f"  {name}" + (" (sensitive)" if outputs[name].get("sensitive") else ""))
+
+
+@state.command()
+@click.argument("workspace")
+@click.argument("from_serial", metavar="FROM", type=click.IntRange(min=0))
+@click.argument("to_serial", metavar="[TO]", type=click.IntRange(min=0), required=False)
+@click.option("--json", "as_json", is_flag=True, help="Print {added, removed, changed} as JSON.")
+@server_options
+@handle_errors
+def diff(
+    workspace: str,
+    from_serial: int,
+    to_serial: int | None,
+    as_json: bool,
+    server: str | None,
+    token: str | None,
+) -> None:
+    """Resource-level difference between versions FROM and TO (default: latest).
+
+    Lists the addresses added and removed, and for each changed address the
+    attribute paths that changed. Values are never shown, so sensitive data stays
+    out of terminals and CI logs. Exit status: 0 identical, 2 different, 1 error.
+
+    \b
+    Example:
+      driftsafe state diff lab/staging 3 4
+      driftsafe state diff lab/staging 3 --json
+    """
+    with _client(server, token) as client:
+        if to_serial is None:
+            to_serial = client.latest_serial(workspace)
+        result = client.diff(workspace, from_serial, to_serial)
+    added, removed = result.get("added", []), result.get("removed", [])
+    changed: dict[str, list[str]] = result.get("changed", {})
+    if as_json:
+        echo_json(result)
+    elif not (added or removed or changed):
+        click.echo(f"{workspace}: serial {from_serial} and {to_serial} hold the same resources.")
+    else:
+        click.echo(f"{workspace}: serial {from_serial} -> {to_serial}")
+        for address in added:
+            click.echo(f"  + {address}")
+        for address in removed:
+            click.echo(f"  - {address}")
+        for address, paths in changed.items():
+            click.echo(f"  ~ {address}")
+            for path in paths:
+                click.echo(f"      {path}")
+        click.echo(f"{len(added)} added, {len(removed)} removed, {len(changed)} changed.")
+    if added or removed or changed:
+        sys.exit(EXIT_CHANGES)
+
+
+@state.command()
+@click.argument("workspace")
+@click.option(
+    "--serial", type=click.IntRange(min=0), required=True, help="The version to bring back."
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the new version as JSON.")
+@server_options
+@handle_errors
+def restore(
+    workspace: str, serial: int, as_json: bool, server: str | None, token: str | None
+) -> None:
+    """Restore version SERIAL of WORKSPACE as a new version (needs an admin token).
+
+    Nothing is overwritten: the old content is written again with serial =
+    latest + 1, so the restore itself is one more version you can undo.
+
+    \b
+    Example:
+      driftsafe state restore lab/staging --serial 3
+    """
+    with _client(server, token) as client:
+        version = client.restore(workspace, serial)
+    if as_json:
+        echo_json({"version": version})
+        return
+    click.echo(
+        f"Restored {workspace} serial {serial} as new serial {version.get('serial')} "
+        f"(sha256 {str(version.get('sha256', ''))[:12]})."
+    )
