@@ -197,6 +197,10 @@ def test_html_escapes_captured_output(tf_runs: dict[str, RunResult], tmp_path: P
     assert "<img" not in html and "<b>title" not in html and "<i>" not in html
     assert "&lt;script&gt;alert(&#x27;x&#x27;)&lt;/script&gt;" in html
     assert 'href="javascript:' not in html
+    # Self-contained: nothing to fetch, links only to anchors and the raw files beside it.
+    assert not re.search(r"<link|<[^>]+\ssrc=|@import|url\(", html)
+    hrefs = re.findall(r'href="([^"]*)"', html)
+    assert hrefs and all(re.match(r"#|transcripts/|checklist\.json$", h) for h in hrefs)
     assert "\x1b" not in html, "ANSI escapes must be stripped"
 
 

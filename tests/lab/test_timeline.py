@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import xml.etree.ElementTree as ET
+from pathlib import Path
 
 import pytest
 
-from driftsafe.lab.timeline import KINDS, Mark, Span, timeline_svg
+from driftsafe.engine import Engine
+from driftsafe.lab.timeline import KINDS, Mark, Span, first_output_at, run_spans, timeline_svg
 
 NS = {"s": "http://www.w3.org/2000/svg"}
 T0 = 1_800_000_000.0
@@ -63,3 +65,15 @@ def test_empty_and_invalid() -> None:
         Span("a", T0, T0 + 1, "sleeping")
     with pytest.raises(ValueError, match="ends before"):
         Span("a", T0 + 1, T0, "held")
+
+
+def test_spans_from_a_real_run(engine: Engine, tmp_path: Path) -> None:
+    result = engine.run(["version"], cwd=tmp_path, timeout=60)
+    seen = first_output_at(result, r"^Terraform v1\.")
+    assert seen is not None and result.started_at <= seen <= result.ended_at
+    assert first_output_at(result, r"never printed") is None
+    waited, held = run_spans("apply C", result, acquired_at=seen, label="C")
+    assert (waited.kind, waited.start, waited.end) == ("waited", result.started_at, seen)
+    assert (held.kind, held.start, held.end, held.label) == ("held", seen, result.ended_at, "C")
+    (failed,) = run_spans("apply B", result, kind="failed")
+    assert (failed.start, failed.end) == (result.started_at, result.ended_at)

@@ -8,9 +8,14 @@ report, so the picture is data from the run, not a drawing.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from html import escape
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from driftsafe.engine.runner import RunResult
 
 KINDS: dict[str, tuple[str, str]] = {
     # kind: (fill colour, legend text)
@@ -54,6 +59,35 @@ class Mark:
 
     at: float
     label: str
+
+
+def first_output_at(result: RunResult, pattern: str) -> float | None:
+    """When the first captured line matching ``pattern`` (a regex) was seen, or None."""
+    regex = re.compile(pattern)
+    return next((line.t for line in result.lines if regex.search(line.text)), None)
+
+
+def run_spans(
+    lane: str,
+    result: RunResult,
+    *,
+    kind: str = "held",
+    acquired_at: float | None = None,
+    label: str = "",
+) -> list[Span]:
+    """A run as spans: ``waited`` until ``acquired_at`` (if given), then ``kind`` to its end.
+
+    ``kind`` is what the run did once it had (or failed to get) the lock: ``held``,
+    ``failed`` or ``crashed``.
+    """
+    start, end = result.started_at, result.ended_at
+    if acquired_at is None or acquired_at <= start:
+        return [Span(lane, start, end, kind, label)]
+    acquired_at = min(acquired_at, end)
+    return [
+        Span(lane, start, acquired_at, "waited", f"waited {acquired_at - start:.1f} s"),
+        Span(lane, acquired_at, end, kind, label),
+    ]
 
 
 def _tick_step(span: float) -> float:
