@@ -278,3 +278,24 @@ def test_markdown_subset() -> None:
     assert "<ul><li>one</li><li>two</li></ul>" in html
     assert "<th>a</th>" in html and "<td><code>x</code></td>" in html
     assert "<pre>&lt;raw&gt;</pre>" in html
+
+
+def test_abort_marks_the_run_failed_and_links_stay_valid(tmp_path: Path) -> None:
+    ev = Evidence(tmp_path, title="aborted")
+    ev.step("one", "One")
+    ev.check("a", "one", "first", True, evidence=["one"])
+    ev.expect("b", "two", "second, in a step never started")
+    assert not ev.all_passed
+    ev.abort(f"EngineError: terraform crashed (token {SECRET})")
+    ev.redact(SECRET)
+    paths = ev.finish()
+    html = paths.index_html.read_text()
+    assert "The drill stopped early" in html and SECRET not in html
+    doc = json.loads(paths.checklist_json.read_text())
+    assert doc["all_passed"] is False and doc["aborted"].startswith("EngineError")
+    parser = _Anchors()
+    parser.feed(html)
+    assert all(h in parser.ids for h in parser.hrefs)
+    md = paths.report_md.read_text()
+    md_ids = set(re.findall(r'<a id="([^"]+)"></a>', md))
+    assert all(link in md_ids for link in re.findall(r"\]\(#([^)]+)\)", md))

@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import re
 import shlex
+import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -240,6 +241,9 @@ class Evidence:
         self._secrets: set[str] = set()
         self._seq = 0  # transcripts
         self._art_seq = 0
+        self.aborted: str | None = None
+        # The drill may record overlapping runs from helper threads.
+        self._lock = threading.RLock()
 
     # -- recording -------------------------------------------------------------------
 
@@ -327,6 +331,10 @@ class Evidence:
     ) -> Artifact:
         if kind not in ARTIFACT_KINDS:
             raise ValueError(f"artifact kind {kind!r}: one of {', '.join(ARTIFACT_KINDS)}")
+        with self._lock:
+            return self._add_artifact(step_id, title, text, kind)
+
+    def _add_artifact(self, step_id: str, title: str, text: str, kind: str) -> Artifact:
         step = self._step(step_id)
         self._art_seq += 1
         art = Artifact(
@@ -341,7 +349,16 @@ class Evidence:
         return art
 
     def narrative(self, step_id: str, markdown: str) -> None:
-        self._step(step_id).items.append(markdown)
+        with self._lock:
+            self._step(step_id).items.append(markdown)
+
+    def abort(self, message: str) -> None:
+        """The drill stopped early (an exception): the report says so and cannot pass."""
+        with self._lock:
+            self.aborted = message
+            if self.steps:
+                self.steps[-1].items.append(f"> **The drill stopped here:** {message}")
+            self._say(f"    ✗ drill stopped: {message}")
 
     def expect(self, check_id: str, step_id: str, criterion: str) -> None:
         """Declare a criterion up front, so a run that dies before it shows ✗ "not reached"."""
@@ -356,6 +373,18 @@ class Evidence:
         *,
         evidence: Sequence[str | Transcript | Artifact],
         detail: str = "",
+    ) -> Check:
+        with self._lock:
+            return self._add_check(check_id, step_id, criterion, passed, evidence, detail)
+
+    def _add_check(
+        self,
+        check_id: str,
+        step_id: str,
+        criterion: str,
+        passed: bool,
+        evidence: Sequence[str | Transcript | Artifact],
+        detail: str,
     ) -> Check:
         step = self._step(step_id)
         if any(c.id == check_id for c in self.checks):
@@ -397,7 +426,7 @@ class Evidence:
     @property
     def all_passed(self) -> bool:
         items = self.checklist()
-        return bool(items) and all(c.passed for c in items)
+        return self.aborted is None and bool(items) and all(c.passed for c in items)
 
     @property
     def transcripts(self) -> list[Transcript]:
@@ -446,24 +475,27 @@ class Evidence:
     def _add_transcript(
         self, step_id: str, title: str, *, redact: Sequence[str], **fields: Any
     ) -> Transcript:
-        step = self._step(step_id)
-        self.redact(*redact)
-        self._seq += 1
-        tr = Transcript(
-            id=self._unique(f"t-{self._seq:03d}-{slugify(title, 32)}"),
-            seq=self._seq,
-            step_id=step_id,
-            title=title,
-            **fields,
-        )
-        self._scrub_transcript(tr)
-        step.items.append(tr)
-        return tr
+        with self._lock:
+            step = self._step(step_id)
+            self.redact(*redact)
+            self._seq += 1
+            tr = Transcript(
+                id=self._unique(f"t-{self._seq:03d}-{slugify(title, 32)}"),
+                seq=self._seq,
+                step_id=step_id,
+                title=title,
+                **fields,
+            )
+            self._scrub_transcript(tr)
+            step.items.append(tr)
+            return tr
 
     def _scrub_all(self) -> None:
         # Secrets declared late must also vanish from what was recorded before.
         self.title = self.scrub(self.title)
         self.subtitle = self.scrub(self.subtitle)
+        if self.aborted is not None:
+            self.aborted = self.scrub(self.aborted)
         for step in self.steps:
             step.title = self.scrub(step.title)
             for n, item in enumerate(step.items):

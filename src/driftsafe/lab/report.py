@@ -285,6 +285,13 @@ def _artifact_html(art: Artifact) -> str:
     )
 
 
+def _check_target(ev: Evidence, c: Check) -> str:
+    if c.reached:
+        return c.anchor
+    started = any(st.id == c.step_id for st in ev.steps)
+    return f"step-{c.step_id}" if started else "checklist"
+
+
 def _checks_html(ev: Evidence, checks: list[Check]) -> str:
     if not checks:
         return ""
@@ -347,12 +354,15 @@ def render_html(ev: Evidence) -> str:
         f"{s['criteria']} criteria passed" + ("" if ok else f" · {s['failed']} failed") + "</div>"
     )
     rows = []
+    step_names = {st.id: f"{st.index}. {st.title}" for st in ev.steps}
     for n, c in enumerate(checklist, 1):
         state = "pass" if c.passed else "fail"
-        target = c.anchor if c.reached else f"step-{c.step_id}"
+        target = _check_target(ev, c)
+        where = step_names.get(c.step_id, f"{c.step_id} (not started)")
         rows.append(
             f'<tr class="{state}"><td class="mark">{_mark(c.passed)}</td><td>{n}</td>'
-            f'<td class="crit"><a href="#{_esc(target)}">{_inline(c.criterion)}</a></td>'
+            f'<td class="crit"><a href="#{_esc(target)}">{_inline(c.criterion)}</a>'
+            f'<div class="where">{_esc(where)}</div></td>'
             f'<td class="ev">{_ev_links(ev, c.evidence)}</td>'
             f'<td class="detail">{_inline(c.detail)}</td></tr>'
         )
@@ -381,6 +391,8 @@ def render_html(ev: Evidence) -> str:
         f"<tbody>{step_rows}</tbody></table></section>"
     )
     subtitle = f'<p class="subtitle">{_esc(ev.subtitle)}</p>' if ev.subtitle else ""
+    if ev.aborted is not None:
+        verdict += f'<p class="aborted">✗ The drill stopped early: {_esc(ev.aborted)}</p>'
     body = "\n".join(_step_html(ev, st) for st in ev.steps)
     return (
         '<!doctype html>\n<html lang="en"><head><meta charset="utf-8">'
@@ -424,10 +436,12 @@ def render_markdown(ev: Evidence, figures: dict[str, str]) -> str:
     if ev.subtitle:
         out += [_esc(ev.subtitle), ""]
     out += [f"**{_mark(ok)} {s['passed']} of {s['criteria']} criteria passed**", ""]
-    out += ["## Acceptance checklist", "", "| | # | Criterion | Evidence | Detail |"]
-    out += ["|---|---|---|---|---|"]
+    if ev.aborted is not None:
+        out += [f"**✗ The drill stopped early:** {_esc(ev.aborted)}", ""]
+    out += ['<a id="checklist"></a>', "", "## Acceptance checklist", ""]
+    out += ["| | # | Criterion | Evidence | Detail |", "|---|---|---|---|---|"]
     for n, c in enumerate(ev.checklist(), 1):
-        target = c.anchor if c.reached else f"step-{c.step_id}"
+        target = _check_target(ev, c)
         out.append(
             f"| {_mark(c.passed)} | {n} | [{_md_cell(c.criterion)}](#{target}) | "
             f"{_md_links(c.evidence)} | {_md_cell(c.detail)} |"
@@ -528,6 +542,7 @@ def write_report(ev: Evidence) -> ReportPaths:
     doc = {
         "title": ev.title,
         "all_passed": ev.all_passed,
+        "aborted": ev.aborted,
         "passed": sum(c.passed for c in checklist),
         "total": len(checklist),
         "summary": _summary(ev),
