@@ -189,6 +189,16 @@ def test_html_escapes_captured_output(tf_runs: dict[str, RunResult], tmp_path: P
         ended_at=now,
         env={"A": "<i>"},
     )
+    ev.capture(
+        "lock",
+        "force-unlock of a fresh lock",
+        argv=["DELETE", "/api/v1/workspaces/lab/staging/lock?if_stale=true"],
+        cwd="/",
+        returncode=409,
+        stdout='{"error": {"code": "conflict"}}',
+        started_at=now,
+        ended_at=now,
+    )
     bad_svg = '<svg xmlns="http://www.w3.org/2000/svg"><script>alert(2)</script></svg>'
     ev.artifact("lock", "hostile figure", bad_svg, kind="svg")
     ev.narrative("lock", "<script>alert(3)</script> [x](javascript:alert(4))")
@@ -202,6 +212,9 @@ def test_html_escapes_captured_output(tf_runs: dict[str, RunResult], tmp_path: P
     hrefs = re.findall(r'href="([^"]*)"', html)
     assert hrefs and all(re.match(r"#|transcripts/|checklist\.json$", h) for h in hrefs)
     assert "\x1b" not in html, "ANSI escapes must be stripped"
+    assert '<span class="badge err">HTTP 409</span>' in html
+    assert "$ DELETE /api/v1/workspaces/lab/staging/lock?if_stale=true</pre>" in html
+    assert '<span class="badge err">exit 1</span>' in html
 
 
 def test_transcripts_round_trip(tf_runs: dict[str, RunResult], tmp_path: Path) -> None:

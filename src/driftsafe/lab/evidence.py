@@ -5,6 +5,15 @@ The drill records what it ran and what came back; every ✓ in the report is a
 points at the transcripts and artifacts that prove it. Rendering lives in
 :mod:`driftsafe.lab.report`; this module only holds and writes the data.
 
+Typical use by the drill::
+
+    ev = Evidence(out_dir, title="driftsafe lab drill", progress=click.echo, total_steps=13)
+    ev.step("lock-clash", "Lock clash")
+    loser = ev.record("lock-clash", result, title="apply B (loses)", redact=[token])
+    ev.check("lock-clash", "lock-clash", "The loser sees `Error acquiring the state lock`",
+             "Error acquiring the state lock" in loser.stderr, evidence=[loser])
+    paths = ev.finish()          # exit non-zero unless ev.all_passed
+
 Secrets: any value passed in ``redact=`` (or to :meth:`Evidence.redact`) is
 remembered and replaced by ``<redacted>`` in *everything* written out, including
 text recorded before the value was declared, because every output file is
@@ -73,6 +82,17 @@ class Transcript:
     @property
     def duration(self) -> float:
         return self.ended_at - self.started_at
+
+    @property
+    def is_http(self) -> bool:
+        """An API call captured as ``GET /path``: its returncode is the HTTP status."""
+        return bool(self.argv) and self.argv[0] in _HTTP_VERBS and 100 <= self.returncode < 600
+
+    @property
+    def ok(self) -> bool:
+        if self.signal:
+            return False
+        return self.returncode < 400 if self.is_http else self.returncode == 0
 
     @property
     def command_line(self) -> str:
@@ -308,7 +328,11 @@ class Evidence:
         env: dict[str, str] | None = None,
         redact: Sequence[str] = (),
     ) -> Transcript:
-        """Keep captured output that is not a Terraform run (an API call, a file listing)."""
+        """Keep captured output that is not a Terraform run (an API call, a file listing).
+
+        An API call is shown as ``argv=["GET", "/api/v1/..."]``; pass the HTTP status as
+        ``returncode`` and the report labels it ``HTTP 409`` (red from 400 up).
+        """
         return self._add_transcript(
             step_id,
             title,

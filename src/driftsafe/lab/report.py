@@ -50,6 +50,12 @@ def _signal_name(num: int) -> str:
         return f"signal {num}"
 
 
+def _status(tr: Transcript) -> str:
+    if tr.signal:
+        return f"killed by {_signal_name(tr.signal)}"
+    return f"HTTP {tr.returncode}" if tr.is_http else f"exit {tr.returncode}"
+
+
 def _secs(value: float) -> str:
     return f"{value:.2f} s" if value < 60 else f"{int(value // 60)} min {value % 60:.1f} s"
 
@@ -211,11 +217,7 @@ def _stream_html(name: str, text: str, css: str) -> str:
 
 
 def _transcript_html(ev: Evidence, tr: Transcript) -> str:
-    if tr.signal:
-        badge = f'<span class="badge err">killed by {_signal_name(tr.signal)}</span>'
-    else:
-        css = "ok" if tr.returncode == 0 else "err"
-        badge = f'<span class="badge {css}">exit {tr.returncode}</span>'
+    badge = f'<span class="badge {"ok" if tr.ok else "err"}">{_esc(_status(tr))}</span>'
     if tr.timed_out:
         badge += ' <span class="badge err">timed out</span>'
     if tr.kind == "capture":
@@ -478,7 +480,7 @@ def render_markdown(ev: Evidence, figures: dict[str, str]) -> str:
 
 
 def _transcript_md(tr: Transcript) -> list[str]:
-    status = f"killed by {_signal_name(tr.signal)}" if tr.signal else f"exit {tr.returncode}"
+    status = _status(tr)
     if tr.timed_out:
         status += ", timed out"
     out = [f'<a id="{tr.id}"></a>', "", f"### {_esc(tr.title)}", ""]
