@@ -18,29 +18,36 @@ def drift() -> None:
     \b
     Example:
       driftsafe drift check envs/staging envs/prod
-      driftsafe drift resolve envs/staging --codify module.app.lab_config_file.app.values.max_connections
+      driftsafe drift resolve envs/staging \\
+        --codify module.app.lab_config_file.app.values.max_connections
       driftsafe drift history lab/staging --server http://127.0.0.1:8080
     """
 
 
 @drift.command()
 @click.argument("roots", nargs=-1, required=True, type=click.Path(file_okay=False))
-@click.option("--json", "as_json", is_flag=True, help="Print the JSON report (schema in docs/drift-report.md).")
+@click.option("--json", "as_json", is_flag=True,
+              help="Print the JSON report (schema in docs/drift-report.md).")
 @click.option("--markdown", "markdown_file", type=click.Path(dir_okay=False),
               help="Also write the report as Markdown to FILE.")
 @click.option("--ignore-file", type=click.Path(dir_okay=False, exists=True),
-              help="Ignore rules (TOML) for every root, on top of each root's .driftsafe-ignore.toml.")
-@click.option("--notify", "webhook", metavar="URL", help="POST the report to a (Slack-compatible) webhook.")
+              help="Ignore rules (TOML) for every root, besides each root's "
+              ".driftsafe-ignore.toml.")
+@click.option("--notify", "webhook", metavar="URL",
+              help="POST the report to a (Slack-compatible) webhook.")
 @click.option("--github-issue", metavar="OWNER/REPO",
               help="Open/update/close one drift issue per root (token: GITHUB_TOKEN).")
 @click.option("--github-pr", metavar="OWNER/REPO",
-              help="Push a branch codifying the drift and open a pull request (token: GITHUB_TOKEN).")
-@click.option("--git-remote", default="origin", show_default=True, help="Remote to push PR branches to.")
+              help="Push a branch codifying the drift and open a pull request "
+              "(token: GITHUB_TOKEN).")
+@click.option("--git-remote", default="origin", show_default=True,
+              help="Remote to push PR branches to.")
 @click.option("--lock-timeout", default="5s", show_default=True,
               help="How long each plan waits for the state lock before reporting its holder.")
 @click.option("--init/--no-init", "init", default=None,
               help="Run terraform init first (default: only when .terraform is missing).")
-@click.option("--jobs", "-j", type=click.IntRange(min=1), help="Roots checked at once (default: cores).")
+@click.option("--jobs", "-j", type=click.IntRange(min=1),
+              help="Roots checked at once (default: cores).")
 @click.option("--engine", "engine_spec", help="embedded (default), terraform, tofu or a path.")
 @server_options
 @handle_errors
@@ -167,8 +174,10 @@ def resolve(root: str, codify: tuple[str, ...], revert: tuple[str, ...], yes: bo
             click.echo(f"codified {t}")
         for t in res.reverted:
             click.echo(f"reverted {t}")
-        click.echo(res.final_plan_output.strip().splitlines()[-1] if res.final_plan_output
-                   else "")
+        lines = res.final_plan_output.strip().splitlines()
+        verdict = next((ln for ln in lines if ln.startswith("No changes.")), None)
+        click.echo(verdict or "Changes remain after the resolution (plan below):\n"
+                   + res.final_plan_output)
     sys.exit(0 if res.clean_after else 2)
 
 

@@ -19,6 +19,7 @@ from driftsafe.drift import hcl
 from driftsafe.drift.classify import split_path
 from driftsafe.errors import ConfigError
 
+
 @dataclass(frozen=True)
 class Target:
     """``ADDR.ATTR`` split: module path, resource type and name, attribute path."""
@@ -133,6 +134,12 @@ def plan_codify(root: Path, target: Target, value: Any) -> Edit:
             start, end, what = item.expr_start, item.expr_end, f"{what}.{key}"
             expr = text[start:end]
             remaining = remaining[1:]
+        # Type conversions are transparent: the literal keeps its own type.
+        conv = re.fullmatch(r"(tostring|tonumber|tobool)\(\s*(.*?)\s*\)", expr, re.S)
+        if conv:
+            inner = start + conv.start(2)
+            span = (path, text, inner, inner + len(conv.group(2)), what)
+            continue
         var = re.fullmatch(r"var\.([A-Za-z_][A-Za-z0-9_-]*)", expr.strip())
         if var:
             name = var.group(1)

@@ -64,7 +64,7 @@ def _skip_string(text: str, pos: int) -> int:
         if c == '"':
             return i + 1
         if c in "$%" and text.startswith("{", i + 1) and not text.startswith(c, i - 1):
-            i = _skip_group(text, i + 1) 
+            i = _skip_group(text, i + 1)
             continue
         if c == "\n":
             break

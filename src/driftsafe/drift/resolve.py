@@ -111,6 +111,32 @@ def check_plan(plan: Mapping[str, Any], findings: list[Finding], revert: list[Ta
     return problems
 
 
+def _refresh_codified(run: Callable[..., RunResult], tmp: Path, targets: list[Target],
+                      lock_timeout: str, say: Callable[[str], None]) -> None:
+    """Take the codified reality into state.
+
+    An untargeted refresh-only plan also refreshes root outputs that read the edited
+    variable, but it would accept *every* drift into state. So it is applied (as the
+    saved plan that was checked) only when the codified resources are all that drifted;
+    otherwise only the codified resources are refreshed, and unnamed drift stays drift.
+    """
+    named = {t.address for t in targets}
+    planfile = tmp / "refresh.tfplan"
+    run(["plan", "-refresh-only", "-input=false", "-no-color", f"-lock-timeout={lock_timeout}",
+         f"-out={planfile}"], "plan -refresh-only")
+    shown = run(["show", "-json", "-no-color", str(planfile)], "show -json")
+    drifted = {rc.get("address") for rc in json.loads(shown.stdout).get("resource_drift") or []
+               if rc.get("mode") != "data"}
+    say(f"taking reality into state for {', '.join(sorted(named))}")
+    if drifted <= named:
+        run(["apply", "-input=false", "-no-color", f"-lock-timeout={lock_timeout}",
+             "-auto-approve", str(planfile)], "apply -refresh-only")
+    else:
+        run(["apply", "-refresh-only", "-input=false", "-no-color",
+             f"-lock-timeout={lock_timeout}", "-auto-approve",
+             *(f"-target={a}" for a in sorted(named))], "apply -refresh-only -target")
+
+
 def resolve(
     root: str | Path,
     *,
@@ -182,18 +208,16 @@ def resolve(
             say(f"applying the checked plan to {', '.join(t.address for t in revert_targets)}")
             run(["apply", "-input=false", "-no-color", f"-lock-timeout={lock_timeout}",
                  "-auto-approve", str(planfile)], "apply (revert)")
+        res.reverted = [t.text for t in revert_targets]
+        if codify_targets:
+            _refresh_codified(run, tmp, codify_targets, lock_timeout, say)
+        res.codified = [t.text for t in codify_targets]
     except BaseException:
-        restore(originals)
+        if not res.reverted:
+            restore(originals)  # nothing applied yet: leave the configuration as it was
         raise
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    res.reverted = [t.text for t in revert_targets]
-    if codify_targets:
-        say(f"taking reality into state for {', '.join(t.address for t in codify_targets)}")
-        run(["apply", "-refresh-only", "-input=false", "-no-color",
-             f"-lock-timeout={lock_timeout}", "-auto-approve",
-             *(f"-target={t.address}" for t in codify_targets)], "apply -refresh-only")
-    res.codified = [t.text for t in codify_targets]
     final = run(["plan", "-input=false", "-no-color", f"-lock-timeout={lock_timeout}",
                  "-detailed-exitcode"], "plan (after)", ok=(0, 2))
     res.final_plan_output = final.stdout
