@@ -6,6 +6,7 @@ from typing import Any
 
 import attrs
 from pyvider.cty import CtyValue
+from pyvider.exceptions import ResourceError
 from pyvider.resources import BaseResource, ResourceContext
 from pyvider.schema import PvsSchema, a_map, a_str, s_resource
 
@@ -116,7 +117,10 @@ class ConfigFile(BaseResource[Any, ConfigFileState, ConfigFileConfig]):
         planned = ctx.planned_state
         content = planned.content or ""
         mode = planned.mode or DEFAULT_MODE
-        files.write_atomic(planned.path, content.encode("utf-8"), int(mode, 8))
+        try:
+            files.write_atomic(planned.path, content.encode("utf-8"), int(mode, 8))
+        except OSError as exc:
+            raise ResourceError(f"cannot write {planned.path}: {exc.strerror}") from exc
         return ConfigFileState(
             path=planned.path, values=planned.values, content=content, mode=mode
         )

@@ -108,20 +108,8 @@ class Release(BaseResource[Any, ReleaseState, ReleaseConfig]):
         rid = release_id(planned.content)
         final = release_path(planned.base_dir, rid)
         try:
-            if os.path.isdir(final) and self._matches(final, planned.content):
-                pass  # the same content was released before and is intact
-            else:
-                _remove_tree(final)
-                parent = os.path.dirname(final)
-                os.makedirs(parent, exist_ok=True)
-                # Built aside and renamed into place: a crash mid-create never
-                # leaves a half-written release under its final name.
-                staging = tempfile.mkdtemp(prefix=f".{rid}-", dir=parent)
-                with open(os.path.join(staging, CONTENT_FILE), "w", encoding="utf-8") as fh:
-                    fh.write(planned.content)
-                os.chmod(os.path.join(staging, CONTENT_FILE), 0o444)
-                os.chmod(staging, 0o555)
-                os.rename(staging, final)
+            if not (os.path.isdir(final) and self._matches(final, planned.content)):
+                self._build(final, rid, planned.content)
         except OSError as exc:
             raise ResourceError(f"cannot create release {final}: {exc}") from exc
         return (
@@ -130,6 +118,27 @@ class Release(BaseResource[Any, ReleaseState, ReleaseConfig]):
             ),
             None,
         )
+
+    @staticmethod
+    def _build(final: str, rid: str, content: str) -> None:
+        parent = os.path.dirname(final)
+        os.makedirs(parent, exist_ok=True)
+        # Built aside and renamed into place: a crash mid-create never leaves a
+        # half-written release under its final name.
+        staging = tempfile.mkdtemp(prefix=f".{rid}-", dir=parent)
+        with open(os.path.join(staging, CONTENT_FILE), "w", encoding="utf-8") as fh:
+            fh.write(content)
+        os.chmod(os.path.join(staging, CONTENT_FILE), 0o444)
+        os.chmod(staging, 0o555)
+        if os.path.lexists(final):
+            # A tampered release with the same id: move it aside first, so the
+            # final name is missing only between two renames.
+            trash = tempfile.mkdtemp(prefix=f".{rid}-old-", dir=parent)
+            os.rename(final, os.path.join(trash, "release"))
+            os.rename(staging, final)
+            _remove_tree(trash)
+        else:
+            os.rename(staging, final)
 
     @staticmethod
     def _read_content(path: str) -> str | None:
@@ -159,6 +168,12 @@ class Release(BaseResource[Any, ReleaseState, ReleaseConfig]):
     async def _delete_apply(self, ctx: ResourceContext) -> None:
         state = ctx.state
         if state is None or state.path is None:
+            return
+        actual = self._read_content(state.path)
+        if actual is not None and state.content is not None and actual != state.content:
+            # Replacing a tampered release rebuilds the same content-addressed
+            # directory before the old object is destroyed; that directory now
+            # belongs to the new object, so the old one leaves it alone.
             return
         try:
             _remove_tree(state.path)

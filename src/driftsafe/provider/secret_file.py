@@ -11,12 +11,18 @@ import os
 from typing import Any
 
 import attrs
+from pyvider.exceptions import ResourceError
 from pyvider.resources import BaseResource, ResourceContext
 from pyvider.schema import PvsSchema, a_num, a_str, s_resource
 
 from driftsafe.provider import files
 
 DEFAULT_MODE = "0600"
+MISSING_SECRET = "secret: no value was given, so the secret file cannot be written"
+MISSING_SECRET_DETAIL = (
+    "Set the secret (for the lab stack: export TF_VAR_app_secret=...). It is write-only:"
+    " Terraform never stores it, so it must be given on every apply that writes the file."
+)
 
 
 @attrs.define
@@ -69,14 +75,27 @@ class SecretFile(BaseResource[Any, SecretFileState, SecretFileConfig]):
             errors.append(err)
         return errors
 
-    async def _create(self, ctx: ResourceContext, base_plan: dict[str, Any]) -> tuple[Any, None]:
+    def _fill_plan(self, ctx: ResourceContext, base_plan: dict[str, Any], writes: bool) -> None:
+        config = ctx.config
         # An omitted mode means the default, so a hand chmod is reverted, not adopted.
-        if ctx.config is not None and ctx.config.mode is None:
+        if config is not None and config.mode is None:
             base_plan["mode"] = DEFAULT_MODE
+        # Fail at plan time, not halfway through an apply, when the file must be
+        # written and there is nothing to write.
+        if writes and config is not None and config.secret is None and not ctx.is_field_unknown(
+            "secret"
+        ):
+            ctx.add_attribute_error("secret", MISSING_SECRET, MISSING_SECRET_DETAIL)
+
+    async def _create(self, ctx: ResourceContext, base_plan: dict[str, Any]) -> tuple[Any, None]:
+        self._fill_plan(ctx, base_plan, writes=True)
         return base_plan, None
 
     async def _update(self, ctx: ResourceContext, base_plan: dict[str, Any]) -> tuple[Any, None]:
-        return await self._create(ctx, base_plan)
+        prior = ctx.state
+        rewrite = prior is None or base_plan.get("secret_version") != prior.secret_version
+        self._fill_plan(ctx, base_plan, writes=rewrite)
+        return base_plan, None
 
     def _state(self, planned: Any) -> SecretFileState:
         return SecretFileState(
@@ -89,11 +108,12 @@ class SecretFile(BaseResource[Any, SecretFileState, SecretFileConfig]):
     def _write_secret(self, ctx: ResourceContext) -> None:
         secret = ctx.config.secret if ctx.config is not None else None
         if secret is None:
-            raise ValueError(
-                "secret: no value was given; set it (for the lab stack: TF_VAR_app_secret)"
-            )
+            raise ResourceError(f"{MISSING_SECRET}. {MISSING_SECRET_DETAIL}")
         planned = ctx.planned_state
-        files.write_atomic(planned.path, secret.encode("utf-8"), int(planned.mode, 8))
+        try:
+            files.write_atomic(planned.path, secret.encode("utf-8"), int(planned.mode, 8))
+        except OSError as exc:
+            raise ResourceError(f"cannot write {planned.path}: {exc.strerror}") from exc
 
     async def _create_apply(self, ctx: ResourceContext) -> tuple[SecretFileState, None]:
         self._write_secret(ctx)
