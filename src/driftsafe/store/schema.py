@@ -98,6 +98,7 @@ audit = sa.Table(
     sa.Column("remote_addr", sa.String(100), nullable=True),
     sa.Column("outcome", sa.String(50), nullable=False),
     sa.Column("detail", sa.Text, nullable=False),
+    sa.Index("ds_audit_ws", "workspace", "id"),
 )
 
 # Added in schema 2.
@@ -109,6 +110,7 @@ lock_waiters = sa.Table(
     sa.Column("created_at", sa.Float, nullable=False),
     sa.Column("seen_at", sa.Float, nullable=False),
     sa.Column("expires_at", sa.Float, nullable=False),
+    sa.Index("ds_waiters_ws", "workspace", "id"),
 )
 
 drift_reports = sa.Table(
@@ -118,20 +120,19 @@ drift_reports = sa.Table(
     sa.Column("workspace", sa.String(500), nullable=False),
     sa.Column("created_at", sa.Float, nullable=False),
     sa.Column("report", sa.Text, nullable=False),
+    sa.Index("ds_drift_ws", "workspace", "id"),
 )
 
 
+# Table.create also creates the table's indexes.
 def _v1(conn: Connection) -> None:
     for table in (meta, tokens, workspaces, versions, locks, audit):
         table.create(conn)
-    sa.Index("ds_audit_ws", audit.c.workspace, audit.c.id).create(conn)
 
 
 def _v2(conn: Connection) -> None:
     lock_waiters.create(conn)
     drift_reports.create(conn)
-    sa.Index("ds_waiters_ws", lock_waiters.c.workspace, lock_waiters.c.id).create(conn)
-    sa.Index("ds_drift_ws", drift_reports.c.workspace, drift_reports.c.id).create(conn)
 
 
 MIGRATIONS: list[tuple[int, Callable[[Connection], None]]] = [(1, _v1), (2, _v2)]

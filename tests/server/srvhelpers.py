@@ -1,0 +1,117 @@
+"""Helpers for server tests: a started server with tokens, Terraform roots on it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+from driftsafe.engine import Engine
+from driftsafe.engine.runner import Process, RunResult
+from driftsafe.server.run import RunningServer
+from driftsafe.store import SqlStore
+
+
+@dataclass
+class Srv:
+    running: RunningServer
+    admin: str
+    writer: str
+    reader: str
+    db: str
+
+    @property
+    def url(self) -> str:
+        return self.running.url
+
+    @property
+    def store(self) -> SqlStore:
+        return self.running.store
+
+    def client(self, token: str | None = None) -> httpx.Client:
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        return httpx.Client(base_url=self.url, headers=headers, timeout=60)
+
+
+BACKEND = """
+terraform {{
+  backend "http" {{
+    address        = "{url}/v1/states/{ws}"
+    lock_address   = "{url}/v1/locks/{ws}"
+    unlock_address = "{url}/v1/locks/{ws}"
+    lock_method    = "LOCK"
+    unlock_method  = "UNLOCK"
+    retry_max      = 0
+  }}
+}}
+"""
+
+SLOW = """
+variable "sleep" {
+  type    = number
+  default = 0
+}
+variable "tag" {
+  type    = string
+  default = "a"
+}
+resource "terraform_data" "slow" {
+  input            = var.tag
+  triggers_replace = [var.tag]
+  provisioner "local-exec" {
+    command = "sleep ${var.sleep}"
+  }
+}
+output "tag" {
+  value = terraform_data.slow.output
+}
+"""
+
+
+def tf_root(path: Path, url: str, ws: str, body: str = SLOW) -> Path:
+    path.mkdir(parents=True, exist_ok=True)
+    (path / "backend.tf").write_text(BACKEND.format(url=url, ws=ws))
+    (path / "main.tf").write_text(body)
+    return path
+
+
+@dataclass
+class Tf:
+    engine: Engine
+    cwd: Path
+    token: str
+
+    def env(self) -> dict[str, str]:
+        return {
+            "TF_HTTP_USERNAME": "driftsafe",
+            "TF_HTTP_PASSWORD": self.token,
+            "TF_IN_AUTOMATION": "1",
+        }
+
+    def start(self, *args: str) -> Process:
+        return self.engine.start([*args], cwd=self.cwd, env=self.env())
+
+    def run(self, *args: str, timeout: float = 120) -> RunResult:
+        return self.engine.run([*args], cwd=self.cwd, env=self.env(), timeout=timeout)
+
+    def ok(self, *args: str) -> RunResult:
+        result = self.run(*args)
+        assert result.returncode == 0, result.stdout + result.stderr
+        return result
+
+
+def make_tf(
+    engine: Engine,
+    path: Path,
+    srv: Srv,
+    ws: str,
+    *,
+    token: str | None = None,
+    body: str = SLOW,
+    init: bool = True,
+) -> Tf:
+    tf = Tf(engine, tf_root(path, srv.url, ws, body), token or srv.writer)
+    if init:
+        tf.ok("init", "-input=false", "-no-color")
+    return tf
