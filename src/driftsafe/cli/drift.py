@@ -202,7 +202,7 @@ def history(workspace: str, as_json: bool, limit: int, server: str | None,
     server = server or settings.server
     if not server:
         raise ConfigError("no server: pass --server or set DRIFTSAFE_SERVER")
-    items = list_history(server, token or settings.token, workspace)[:limit]
+    items = list_history(server, token or settings.token, workspace, limit)
     if as_json:
         echo_json({"workspace": workspace, "reports": items})
         return

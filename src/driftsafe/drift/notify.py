@@ -165,12 +165,13 @@ def post_history(server: str, token: str | None, report: RootReport) -> Delivery
     return Delivery("history", url, True, f"stored as report {response.json().get('id')}")
 
 
-def list_history(server: str, token: str | None, workspace: str) -> list[dict[str, Any]]:
+def list_history(server: str, token: str | None, workspace: str, limit: int = 50
+                 ) -> list[dict[str, Any]]:
     """The stored reports of ``workspace``, newest first."""
     url = f"{server.rstrip('/')}/api/v1/workspaces/{workspace}/drift"
     headers = {"Authorization": f"Bearer {token}"} if token else {}
     try:
-        response = httpx.get(url, headers=headers, timeout=TIMEOUT)
+        response = httpx.get(url, headers=headers, params={"limit": limit}, timeout=TIMEOUT)
     except httpx.HTTPError as exc:
         raise NotifyError(f"cannot reach {server}: {_describe(exc)}") from None
     if response.status_code >= 400:
