@@ -64,3 +64,14 @@ def init(directory: str, server: str | None, name: str, force: bool, as_json: bo
     click.echo(f"  cd {first}")
     click.echo("  export TF_VAR_app_secret=...   # the secret reaches a file, never the state")
     click.echo("  driftsafe tf init && driftsafe tf apply -auto-approve")
+
+
+def _register_run() -> None:
+    # `lab run` lives in its own module (the drill is large); registered here so
+    # `driftsafe lab --help` lists it beside `init`.
+    from driftsafe.cli.lab_run import run
+
+    lab.add_command(run)
+
+
+_register_run()

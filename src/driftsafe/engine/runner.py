@@ -128,6 +128,11 @@ class Process:
                 self._tee.flush()
         pipe.close()
 
+    def lines(self) -> list[OutputLine]:
+        """A snapshot of the output captured so far."""
+        with self._cond:
+            return list(self._lines)
+
     def poll(self) -> int | None:
         return self._popen.poll()
 

@@ -19,6 +19,7 @@ module "app" {
   release_content = var.release_content
   runtime_dir     = "${path.root}/../../runtime/${var.env}"
   rollout_seconds = var.rollout_seconds
+  rollout_trigger = var.rollout_trigger
   app_secret      = var.app_secret
   secret_version  = var.secret_version
 }

@@ -30,6 +30,12 @@ variable "rollout_seconds" {
   default     = 0
 }
 
+variable "rollout_trigger" {
+  description = "Any new value re-runs the rollout step (the drill uses it to start a slow apply)."
+  type        = string
+  default     = ""
+}
+
 variable "app_secret" {
   description = "The app's secret (set TF_VAR_app_secret); it never reaches the state."
   type        = string

@@ -55,6 +55,7 @@ resource "lab_delay" "rollout" {
   seconds = var.rollout_seconds
   triggers = {
     release_id = lab_release.app.release_id
+    rollout    = var.rollout_trigger
   }
 
   depends_on = [lab_symlink.current]

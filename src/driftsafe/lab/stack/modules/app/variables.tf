@@ -35,6 +35,12 @@ variable "rollout_seconds" {
   default     = 0
 }
 
+variable "rollout_trigger" {
+  description = "Any new value re-runs the rollout step (the drill uses it to start a slow apply)."
+  type        = string
+  default     = ""
+}
+
 variable "app_secret" {
   description = "The app's secret: reaches secret.txt through a write-only attribute, never state."
   type        = string
