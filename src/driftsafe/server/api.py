@@ -134,6 +134,7 @@ async def lock_release(request: Request) -> Response:
     max_age = _max_age(request, ctx) if if_stale else None
     released = await ctx.call(ctx.store.release_lock, ws, None, actor, max_age=max_age)
     ctx.metrics.inc("driftsafe_locks_total", outcome="force_released")
+    ctx.metrics.observe("driftsafe_lock_hold_seconds", max(0.0, time.time() - released.acquired_at))
     stale_after = ctx.settings.lock_stale_after
     return JSONResponse({"released": released.to_json(now=time.time(), stale_after=stale_after)})
 
