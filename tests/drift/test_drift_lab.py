@@ -102,6 +102,7 @@ def test_report_names_what_apply_would_revert(drifted: RootReport) -> None:
         "changed", "50", "200", "50", "revert")
     assert mc.message == "apply would silently revert values.max_connections 200 -> 50"
     assert found[f"{APP}.values.port"].reality == "9090"
+    assert found[f"{APP}.content"].configured is False and mc.configured is True
     mode = found[f"{FEATURES}.mode"]
     assert (mode.state, mode.reality, mode.config, mode.apply) == ("0644", "0666", "0644",
                                                                    "revert")
@@ -211,9 +212,11 @@ def test_resolve_refuses_a_plan_that_reverts_unnamed_drift(lab: dict[str, Any],
                                                            drifted: RootReport,
                                                            engine: Engine) -> None:
     tfvars = (lab["staging"] / "terraform.tfvars").read_text()
-    with pytest.raises(DriftError, match=r"refusing.*values\.port"):
+    with pytest.raises(DriftError, match=r"refusing.*values\.port") as refused:
         resolve(lab["staging"], revert=[f"{APP}.values.max_connections"], engine=engine,
                 env=ENV)
+    # the rendered content follows values: it is not a separate unnamed revert
+    assert "content" not in refused.value.message
     assert (lab["staging"] / "terraform.tfvars").read_text() == tfvars
     assert "max_connections = 200" in (lab["runtime"] / "app.conf").read_text()
 

@@ -146,6 +146,24 @@ def _changes_by_address(plan: Mapping[str, Any] | None) -> dict[str, Mapping[str
     return {rc["address"]: rc for rc in plan.get("resource_changes") or [] if "address" in rc}
 
 
+def configured_attributes(plan: Mapping[str, Any] | None) -> dict[str, set[str]]:
+    """Resource address (without instance keys) -> attributes its configuration sets."""
+    found: dict[str, set[str]] = {}
+
+    def walk(module: Mapping[str, Any], prefix: str) -> None:
+        for res in module.get("resources") or []:
+            found[prefix + res.get("address", "")] = set(res.get("expressions") or {})
+        for name, call in (module.get("module_calls") or {}).items():
+            walk(call.get("module") or {}, f"{prefix}module.{name}.")
+
+    walk(((plan or {}).get("configuration") or {}).get("root_module") or {}, "")
+    return found
+
+
+def _config_key(address: str) -> str:
+    return re.sub(r'\[(?:\d+|"(?:[^"\\]|\\.)*")\]', "", address)
+
+
 def classify(
     refresh_plan: Mapping[str, Any],
     normal_plan: Mapping[str, Any] | None,
@@ -155,6 +173,7 @@ def classify(
 ) -> tuple[list[Finding], list[Finding], list[PlannedChange]]:
     """(findings, ignored findings, planned non-drift changes) for one root."""
     planned = _changes_by_address(normal_plan)
+    configured = configured_attributes(normal_plan)
     findings: list[Finding] = []
     drifted: set[str] = set()
     for entry in refresh_plan.get("resource_drift") or []:
@@ -186,10 +205,15 @@ def classify(
                 state = reality = config = SENSITIVE
             apply, message = _verdict(path, state, reality, config, n_actions, normal is None,
                                       sensitive)
+            top = parts[0] if parts else ""
+            is_set = _config_key(address) not in configured or top in configured[
+                _config_key(address)]
+            if not is_set:
+                message += " (computed by the provider, not set in the configuration)"
             findings.append(Finding(
                 address=address, kind="changed", path=path, state=state, reality=reality,
                 config=config, apply=apply, message=message, sensitive=sensitive,
-                resource_type=entry.get("type", ""), root=root,
+                configured=is_set, resource_type=entry.get("type", ""), root=root,
                 # The value is part of the print so that a further manual change to the
                 # same attribute alerts again; a sensitive value never enters the hash.
                 fingerprint=fingerprint(root, address, path, "changed", state, reality),

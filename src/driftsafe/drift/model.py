@@ -43,6 +43,9 @@ class Finding:
     apply: str
     message: str
     sensitive: bool = False
+    # False when the configuration does not set this attribute (the provider computes
+    # it, e.g. a file's content rendered from its values): it follows the others.
+    configured: bool = True
     resource_type: str = ""
     root: str = ""
     ignored_reason: str | None = None
@@ -65,6 +68,7 @@ class Finding:
             "reality": self.reality,
             "config": self.config,
             "sensitive": self.sensitive,
+            "configured": self.configured,
             "apply": self.apply,
             "message": self.message,
         }

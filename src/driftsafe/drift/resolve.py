@@ -104,6 +104,8 @@ def check_plan(plan: Mapping[str, Any], findings: list[Finding], revert: list[Ta
         for f in findings:
             if f.address != address or f.apply not in ("revert", "replace", "recreate"):
                 continue
+            if not f.configured:
+                continue  # computed from configured attributes, which are checked themselves
             if not any(covers(t, f) for t in revert + codify):
                 value = "" if f.reality == SENSITIVE else \
                     f" ({short(f.reality)} -> {short(f.config)})"
