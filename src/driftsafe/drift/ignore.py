@@ -84,11 +84,12 @@ def parse_ignore(text: str, *, source: str = "<ignore>") -> IgnoreRules:
             values[key] = value
         if not values["address"]:
             raise ConfigError(f"{where}: 'address' (a glob) is required")
-        if not (values["reason"] or "").strip():
+        reason = (values["reason"] or "").strip()
+        if not reason:
             raise ConfigError(f"{where}: 'reason' is required: say why this drift is accepted")
         rules.append(IgnoreRule(
             address=values["address"], attribute=values["attribute"] or "*",
-            reason=values["reason"].strip(), root=values["root"] or "*", source=source,
+            reason=reason, root=values["root"] or "*", source=source,
         ))
     return IgnoreRules(tuple(rules))
 
