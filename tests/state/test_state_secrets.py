@@ -5,6 +5,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from labstate import instance, lab_state
 
 from driftsafe.engine import Engine
@@ -156,3 +158,57 @@ def test_real_terraform_state(engine: Engine, tmp_path: Path) -> None:
     diff = diff_states(old, new).to_json()
     assert "input.value.password" in diff["changed"]["terraform_data.db"]
     assert PASSWORD not in json.dumps(diff)
+
+
+def test_keyword_assignment_formats_in_file_content() -> None:
+    """detect-secrets' "keyword = value" detectors, found inside a rendered config file."""
+    state = lab_state()
+    app = instance(state, "lab_config_file", "app")["attributes"]
+    app["content"] = 'env = staging\nsoftlayer_api_key = "' + "a1b2c3d4" * 8 + '"\n'
+    release = instance(state, "lab_release", "app")["attributes"]
+    release["content"] = 'ibm_cos_secret_access_key: "' + "fedcba9876543210" * 3 + '"'
+    where = _by_where(scan_state(state))
+    assert where[("module.app.lab_config_file.app", "content")].detector == (
+        "detect-secrets:SoftlayerDetector"
+    )
+    assert where[("module.app.lab_release.app", "content")].detector == (
+        "detect-secrets:IbmCosHmacDetector"
+    )
+    assert len(where) == 2
+
+
+planted = st.sampled_from(
+    [
+        AWS_KEY,
+        'softlayer_api_key = "' + "a1b2c3d4" * 8 + '"',
+        'cloudant_password: "' + "0a" * 32 + '"',
+        "xoxb-1234567890-abcdefghij",
+        "AKC" + "p8Qz" * 4,
+        "https://user:pw1234@example.com/x",
+        "sk_live_" + "aB3dE6gH9jK2mN5pQ8sT1vW4",
+    ]
+)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(st.text(alphabet=" =:\n\"'abkeyp_0123456789", max_size=30), min_size=1, max_size=6),
+    planted,
+    st.integers(min_value=0, max_value=5),
+)
+def test_blob_prefilter_loses_nothing(noise: list[str], secret: str, where: int) -> None:
+    """Each value is classified exactly as it would be alone in a state."""
+    values = list(noise)
+    values.insert(min(where, len(values)), f"x {secret} y")
+    attrs = {f"v{i}": v for i, v in enumerate(values)}
+    state = lab_state()
+    instance(state, "lab_delay", "rollout")["attributes"]["triggers"] = attrs
+    together = {
+        f.path: f.kind for f in scan_state(state) if f.address == "module.app.lab_delay.rollout"
+    }
+    for i, value in enumerate(values):
+        alone_state = lab_state()
+        instance(alone_state, "lab_delay", "rollout")["attributes"]["triggers"] = {f"v{i}": value}
+        alone = {f.path: f.kind for f in scan_state(alone_state)}
+        assert together.get(f"triggers.v{i}") == alone.get(f"triggers.v{i}")
+    assert together[f"triggers.v{values.index(f'x {secret} y')}"] == "known_format"

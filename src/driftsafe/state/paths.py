@@ -76,14 +76,23 @@ def flatten(
     """Leaves of a JSON value as (path, leaf). Empty objects and lists are leaves too,
     so ``{}`` versus ``[]`` versus a missing key are all distinguishable.
     ``values_only`` skips the type descriptions of dynamic attributes."""
-    if values_only and _is_dynamic_wrapper(value):
-        yield from flatten(value["value"], (*prefix, "value"), values_only=True)
-    elif isinstance(value, Mapping) and value:
+    # Concrete dict/list checks: decoded JSON is never another Mapping, and the ABC
+    # checks cost a third of the time on a state with 100k attributes.
+    if type(value) is dict and value:
+        if values_only and value.keys() == _WRAPPER_KEYS:
+            yield from flatten(value["value"], (*prefix, "value"), values_only=True)
+            return
         for key, child in value.items():
-            yield from flatten(child, (*prefix, str(key)), values_only=values_only)
-    elif isinstance(value, list) and value:
+            if type(child) is dict or type(child) is list:
+                yield from flatten(child, (*prefix, str(key)), values_only=values_only)
+            else:
+                yield (*prefix, str(key)), child
+    elif type(value) is list and value:
         for i, child in enumerate(value):
-            yield from flatten(child, (*prefix, i), values_only=values_only)
+            if type(child) is dict or type(child) is list:
+                yield from flatten(child, (*prefix, i), values_only=values_only)
+            else:
+                yield (*prefix, i), child
     else:
         yield prefix, value
 
@@ -98,6 +107,9 @@ def get_path(value: Any, path: Path) -> Any:
             return None
         node = node[step]
     return node
+
+
+_WRAPPER_KEYS = {"value", "type"}
 
 
 def _is_dynamic_wrapper(node: object) -> bool:

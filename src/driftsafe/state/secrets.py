@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -41,6 +41,9 @@ from detect_secrets.plugins.keyword import (
     CONFIG_DENYLIST_REGEX_TO_GROUP,
     QUOTES_REQUIRED_DENYLIST_REGEX_TO_GROUP,
     KeywordDetector,
+)
+from detect_secrets.plugins.keyword import (
+    DENYLIST as KEYWORD_DENYLIST,
 )
 from detect_secrets.plugins.mailchimp import MailchimpDetector
 from detect_secrets.plugins.npm import NpmDetector
@@ -148,44 +151,89 @@ def _has_value(value: Any) -> bool:
     return True
 
 
-def _known_format(value: str) -> str | None:
-    for cls in _FORMAT_DETECTORS:
-        plugin = cls()
-        if any(True for _ in plugin.analyze_string(value)):
-            return cls.__name__
-    return None
+# The lowest entropy limit is detect-secrets' hex one (3.0 bits) and base64's is 4.5:
+# neither can be exceeded by a short token, and short hex strings in a state are almost
+# always content-hash prefixes (release ids, trigger values). A hex-encoded secret is at
+# least 128 bits, i.e. 32 characters; 20 leaves a margin.
+_MIN_ENTROPY_TOKEN = 20
+# Every KeywordDetector pattern contains one of these words: a cheap pre-check.
+_KEYWORD_HINT = re.compile("|".join(KEYWORD_DENYLIST), re.IGNORECASE)
 
 
-def _keyword_assignment(line: str, mapping: Mapping[Any, int]) -> bool:
-    detector = KeywordDetector()
-    for candidate in detector.analyze_string(line, denylist_regex_to_group=dict(mapping)):
-        if not is_templated_secret(candidate) and candidate.lower() not in _PLACEHOLDERS:
-            return True
-    return False
+# detect-secrets' "keyword = value" detectors (Cloudant, IBM, Softlayer) start with this
+# lookbehind, which defeats the regex engine's literal search: on a 50 MiB state they
+# take seconds. Each also requires one of the words of _ASSIGNMENT_HINT, so only lines
+# holding one of those words need their full pattern.
+_ASSIGNMENT_PREFIX = "(?:(?<=\\W)|(?<=^))"
+_ASSIGNMENT_HINT = re.compile("key|pwd|pw|pass|token", re.IGNORECASE)
 
 
-def _entropy_plugins() -> tuple[HighEntropyStringsPlugin, ...]:
-    return (HexHighEntropyString(), Base64HighEntropyString())
+def _hinted_lines(blob: str) -> str:
+    lines: dict[tuple[int, int], None] = {}
+    for match in _ASSIGNMENT_HINT.finditer(blob):
+        start = blob.rfind("\n", 0, match.start()) + 1
+        end = blob.find("\n", match.end())
+        lines[(start, len(blob) if end < 0 else end)] = None
+    return "\n".join(blob[a:b] for a, b in lines)
 
 
-# Short hex strings in a state are almost always content-hash prefixes (release ids,
-# trigger values); a hex-encoded secret is at least 128 bits, i.e. 32 characters.
-_MIN_HEX_SECRET = 20
+class _Detectors:
+    """detect-secrets plugin instances for one scan: built per call, never shared."""
 
+    def __init__(self) -> None:
+        self.formats: list[RegexBasedDetector] = [cls() for cls in _FORMAT_DETECTORS]
+        self.keyword = KeywordDetector()
+        self.entropy: list[tuple[HighEntropyStringsPlugin, re.Pattern[str]]] = []
+        for plugin in (HexHighEntropyString(), Base64HighEntropyString()):
+            run = re.compile(f"[{re.escape(plugin.charset)}]{{{_MIN_ENTROPY_TOKEN},}}")
+            self.entropy.append((plugin, run))
 
-def _high_entropy(tokens: Sequence[str], plugin: HighEntropyStringsPlugin) -> bool:
-    for token in tokens:
-        if is_potential_uuid(token) or is_sequential_string(token):
-            continue
-        if isinstance(plugin, HexHighEntropyString) and len(token) < _MIN_HEX_SECRET:
-            continue
-        if plugin.calculate_shannon_entropy(token) > plugin.entropy_limit:
-            return True
-    return False
+    def candidates(
+        self, blob: str, among: Sequence[RegexBasedDetector] | None = None
+    ) -> list[RegexBasedDetector]:
+        """Format detectors (of ``among``, default all) whose patterns occur anywhere in
+        ``blob``: one pass over many strings instead of one per value."""
+        pool = self.formats if among is None else among
+        hinted: str | None = None
+        found: list[RegexBasedDetector] = []
+        for plugin in pool:
+            for regex in plugin.denylist:
+                if regex.pattern.startswith(_ASSIGNMENT_PREFIX):
+                    if hinted is None:
+                        hinted = _hinted_lines(blob)
+                    text = hinted
+                else:
+                    text = blob
+                if text and regex.search(text):
+                    found.append(plugin)
+                    break
+        return found
 
+    def known_format(self, value: str, among: Sequence[RegexBasedDetector]) -> str | None:
+        for plugin in among:
+            if any(True for _ in plugin.analyze_string(value)):
+                return type(plugin).__name__
+        return None
 
-def _tokens(value: str, plugin: HighEntropyStringsPlugin) -> list[str]:
-    return re.findall(f"[{re.escape(plugin.charset)}]+", value)
+    def keyword_line(self, line: str, mapping: Mapping[Any, int]) -> bool:
+        if not _KEYWORD_HINT.search(line):
+            return False
+        for candidate in self.keyword.analyze_string(line, denylist_regex_to_group=dict(mapping)):
+            if not is_templated_secret(candidate) and candidate.lower() not in _PLACEHOLDERS:
+                return True
+        return False
+
+    def high_entropy(self, value: str, *, whole: bool = False) -> HighEntropyStringsPlugin | None:
+        """The entropy plugin that finds a random-looking token in ``value`` (with
+        ``whole``, only when the entire value is that token)."""
+        for plugin, run in self.entropy:
+            tokens = run.findall(value) if not whole else [value] * bool(run.fullmatch(value))
+            for token in tokens:
+                if is_potential_uuid(token) or is_sequential_string(token):
+                    continue
+                if plugin.calculate_shannon_entropy(token) > plugin.entropy_limit:
+                    return plugin
+        return None
 
 
 def _last_name(path: Path) -> str:
@@ -195,19 +243,21 @@ def _last_name(path: Path) -> str:
     return ""
 
 
-def _classify(path: Path, value: str) -> tuple[str, str, str] | None:
+def _classify(
+    path: Path, value: str, detectors: _Detectors, formats: Sequence[RegexBasedDetector]
+) -> tuple[str, str, str] | None:
     """(kind, detector, message) for a plaintext string, or None when it looks harmless."""
     if value.strip().lower() in _PLACEHOLDERS:
         return None
-    detector = _known_format(value)
+    detector = detectors.known_format(value, formats)
     if detector is not None:
         return ("known_format", f"detect-secrets:{detector}", "a known secret format in plaintext")
     name = _last_name(path)
     if name and _SECRET_NAME.search(name) and not _NOT_SECRET_NAME.search(name):
         return ("secret_name", "name", f"attribute name {name!r} looks secret and holds a value")
-    if "\n" in value or "=" in value or ":" in value:
+    if ("=" in value or ":" in value) and _KEYWORD_HINT.search(value):
         for line in value.splitlines():
-            if _keyword_assignment(line, CONFIG_DENYLIST_REGEX_TO_GROUP):
+            if detectors.keyword_line(line, CONFIG_DENYLIST_REGEX_TO_GROUP):
                 return (
                     "secret_name",
                     "detect-secrets:KeywordDetector",
@@ -215,44 +265,53 @@ def _classify(path: Path, value: str) -> tuple[str, str, str] | None:
                 )
     if name and _RANDOM_BUT_PUBLIC.search(name):
         return None
-    for plugin in _entropy_plugins():
-        if _high_entropy(_tokens(value, plugin), plugin):
-            return (
-                "high_entropy",
-                f"detect-secrets:{type(plugin).__name__}",
-                f"a random-looking string (entropy above {plugin.entropy_limit})",
-            )
+    plugin = detectors.high_entropy(value)
+    if plugin is not None:
+        return (
+            "high_entropy",
+            f"detect-secrets:{type(plugin).__name__}",
+            f"a random-looking string (entropy above {plugin.entropy_limit})",
+        )
     return None
 
 
-def _scan_value(address: str, root: Any, skip: Sequence[Path]) -> Iterator[Finding]:
-    for path, leaf in flatten(root, values_only=True):
-        if not isinstance(leaf, str) or covering(path, skip) is not None:
-            continue
-        verdict = _classify(path, leaf)
-        if verdict is not None:
-            kind, detector, message = verdict
-            yield Finding(address, format_path(path), kind, detector, message)
+Leaves = list[tuple[Path, str]]
+
+
+def _string_leaves(root: Any, skip: Sequence[Path]) -> Leaves:
+    return [
+        (path, leaf)
+        for path, leaf in flatten(root, values_only=True)
+        if isinstance(leaf, str) and leaf and covering(path, skip) is None
+    ]
+
+
+def _blob(leaves: Leaves) -> str:
+    # Newline-joined: every detector pattern that matches one value also matches here
+    # (their boundaries accept whitespace), so a miss on the blob is a miss on each value.
+    return "\n".join(dict.fromkeys(leaf for _, leaf in leaves))
 
 
 def scan_state(state: Mapping[str, Any]) -> list[Finding]:
     """Findings for every resource instance and output of a decoded tfstate."""
-    findings: list[Finding] = []
+    detectors = _Detectors()
+    # (address, Terraform-marked findings, other string values) per instance/output
+    units: list[tuple[str, list[Finding], Leaves]] = []
     for address, instance in iter_instances(state):
         attrs = instance_attributes(instance)
         marked = sensitive_paths(instance)
-        for path in marked:
-            if _has_value(get_path(attrs, path)):
-                findings.append(
-                    Finding(
-                        address,
-                        format_path(path),
-                        "sensitive",
-                        "terraform:sensitive_attributes",
-                        "Terraform marks this attribute sensitive; the state holds it in plaintext",
-                    )
-                )
-        findings.extend(_scan_value(address, attrs, marked))
+        found = [
+            Finding(
+                address,
+                format_path(path),
+                "sensitive",
+                "terraform:sensitive_attributes",
+                "Terraform marks this attribute sensitive; the state holds it in plaintext",
+            )
+            for path in marked
+            if _has_value(get_path(attrs, path))
+        ]
+        units.append((address, found, _string_leaves(attrs, marked)))
     outputs = state.get("outputs")
     if isinstance(outputs, Mapping):
         for name, output in outputs.items():
@@ -260,19 +319,25 @@ def scan_state(state: Mapping[str, Any]) -> list[Finding]:
                 continue
             address = f"output.{name}"
             value = output.get("value")
-            if output.get("sensitive") is True:
-                if _has_value(value):
-                    findings.append(
-                        Finding(
-                            address,
-                            "value",
-                            "sensitive",
-                            "terraform:sensitive_output",
-                            "a sensitive output; the state holds it in plaintext",
-                        )
-                    )
-                continue
-            findings.extend(_scan_value(address, {"value": value}, ()))
+            if output.get("sensitive") is not True:
+                units.append((address, [], _string_leaves({"value": value}, ())))
+            elif _has_value(value):
+                message = "a sensitive output; the state holds it in plaintext"
+                detector = "terraform:sensitive_output"
+                finding = Finding(address, "value", "sensitive", detector, message)
+                units.append((address, [finding], []))
+    # Known formats are rare: one pass over the whole state picks the few detectors
+    # worth running per instance, and usually there are none.
+    everywhere = detectors.candidates(_blob([leaf for unit in units for leaf in unit[2]]))
+    findings: list[Finding] = []
+    for address, found, leaves in units:
+        findings.extend(found)
+        formats = detectors.candidates(_blob(leaves), everywhere) if everywhere else []
+        for path, leaf in leaves:
+            verdict = _classify(path, leaf, detectors, formats)
+            if verdict is not None:
+                kind, detector, message = verdict
+                findings.append(Finding(address, format_path(path), kind, detector, message))
     return findings
 
 
@@ -281,51 +346,39 @@ _QUOTED = re.compile(r"""(['"])(.+?)\1""")
 
 def scan_text(text: str) -> list[Finding]:
     """Findings in a raw file, line by line; address is ``line N``."""
+    detectors = _Detectors()
+    formats = detectors.candidates(text)
     findings: list[Finding] = []
     for number, line in enumerate(text.splitlines(), start=1):
         address = f"line {number}"
-        detector = _known_format(line)
+        detector = detectors.known_format(line, formats)
         if detector is not None:
-            findings.append(
-                Finding(
-                    address,
-                    "",
-                    "known_format",
-                    f"detect-secrets:{detector}",
-                    "a known secret format in plaintext",
-                )
-            )
-            continue
-        if _keyword_assignment(line, CONFIG_DENYLIST_REGEX_TO_GROUP) or _keyword_assignment(
-            line, QUOTES_REQUIRED_DENYLIST_REGEX_TO_GROUP
+            message = "a known secret format in plaintext"
+            kind = "known_format"
+            name = f"detect-secrets:{detector}"
+        elif detectors.keyword_line(line, CONFIG_DENYLIST_REGEX_TO_GROUP) or (
+            detectors.keyword_line(line, QUOTES_REQUIRED_DENYLIST_REGEX_TO_GROUP)
         ):
-            findings.append(
-                Finding(
-                    address,
-                    "",
-                    "secret_name",
-                    "detect-secrets:KeywordDetector",
-                    "a line assigns a value to a secret-looking keyword",
-                )
+            message = "a line assigns a value to a secret-looking keyword"
+            kind = "secret_name"
+            name = "detect-secrets:KeywordDetector"
+        else:
+            # Like detect-secrets, only quoted strings count for entropy in free text:
+            # unquoted words in prose and code are too often long identifiers.
+            plugin = next(
+                (
+                    found
+                    for quoted in _QUOTED.finditer(line)
+                    if (found := detectors.high_entropy(quoted.group(2), whole=True))
+                ),
+                None,
             )
-            continue
-        # Like detect-secrets, only quoted strings count for entropy in free text:
-        # unquoted words in prose and code are too often long identifiers.
-        quoted = [m.group(2) for m in _QUOTED.finditer(line)]
-        for plugin in _entropy_plugins():
-            tokens = [t for q in quoted for t in _tokens(q, plugin) if t == q]
-            if _high_entropy(tokens, plugin):
-                message = f"a random-looking quoted string (entropy above {plugin.entropy_limit})"
-                findings.append(
-                    Finding(
-                        address,
-                        "",
-                        "high_entropy",
-                        f"detect-secrets:{type(plugin).__name__}",
-                        message,
-                    )
-                )
-                break
+            if plugin is None:
+                continue
+            message = f"a random-looking quoted string (entropy above {plugin.entropy_limit})"
+            kind = "high_entropy"
+            name = f"detect-secrets:{type(plugin).__name__}"
+        findings.append(Finding(address, "", kind, name, message))
     return findings
 
 
