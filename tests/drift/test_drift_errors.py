@@ -140,3 +140,17 @@ def test_history_stored_on_server(engine: Engine, tmp_path: Path, server: tuple[
     assert "clean" in table.stdout and "0 finding(s)" in table.stdout
     denied = runner.invoke(cli, ["drift", "history", "other/ws"], env=env)
     assert denied.exit_code == 1 and "Error:" in denied.stderr
+
+
+def test_help_and_usage_errors(tmp_path: Path) -> None:
+    runner = CliRunner()
+    for args in (["drift"], ["drift", "check"], ["drift", "resolve"], ["drift", "history"]):
+        helped = runner.invoke(cli, [*args, "--help"])
+        assert helped.exit_code == 0 and "Example:" in helped.stdout
+    nothing = runner.invoke(cli, ["drift", "resolve", str(tmp_path)])
+    assert nothing.exit_code == 1 and "--codify or --revert" in nothing.stderr
+    no_server = runner.invoke(cli, ["drift", "history", "a/b"])
+    assert no_server.exit_code == 1 and "--server" in no_server.stderr
+    no_token = runner.invoke(cli, ["drift", "check", str(tmp_path), "--github-issue", "o/r"],
+                             env={"GITHUB_TOKEN": ""})
+    assert no_token.exit_code == 1 and "GITHUB_TOKEN" in no_token.stderr
