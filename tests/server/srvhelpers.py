@@ -115,3 +115,51 @@ def make_tf(
     if init:
         tf.ok("init", "-input=false", "-no-color")
     return tf
+
+
+class ServeProcess:
+    """``driftsafe serve`` as a subprocess; its stderr is drained so it never blocks."""
+
+    def __init__(self, args: list[str], env: dict[str, str], timeout: float = 30) -> None:
+        import os
+        import subprocess
+        import sys
+        import threading
+        import time
+
+        self.lines: list[str] = []
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "driftsafe", "serve", *args],
+            env={**os.environ, **env},
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        self._ready = threading.Event()
+        self._thread = threading.Thread(target=self._drain, daemon=True)
+        self._thread.start()
+        deadline = time.monotonic() + timeout
+        while not self._ready.wait(0.05):
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                self.stop()
+                raise RuntimeError("serve did not start:\n" + "".join(self.lines))
+        listening = [line for line in self.lines if "listening on" in line]
+        self.url = listening[0].strip().rsplit(" ", 1)[1]
+
+    def _drain(self) -> None:
+        assert self.proc.stderr is not None
+        for line in self.proc.stderr:
+            self.lines.append(line)
+            if line.startswith("driftsafe serve: listening on "):
+                self._ready.set()
+
+    def stop(self) -> int:
+        import signal
+
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+        rc = self.proc.wait(30)
+        self._thread.join(5)
+        if self.proc.stderr is not None:
+            self.proc.stderr.close()
+        return rc

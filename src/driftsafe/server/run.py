@@ -4,14 +4,16 @@ background thread on a free port, for tests, the drill and the benchmark)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ipaddress
 import logging
+import signal
 import socket
 import ssl
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -144,6 +146,21 @@ def start_server(
     return RunningServer(_url(host, real_port, tls is not None), the_store, stop)
 
 
+class _QuietServer(uvicorn.Server):
+    """uvicorn without its signal capture (``serve`` installs its own handlers)."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+def _request_exit(server: uvicorn.Server) -> None:
+    # A second signal forces the exit, as uvicorn does.
+    if server.should_exit:
+        server.force_exit = True
+    server.should_exit = True
+
+
 def configure_logging(level: str) -> None:
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonLogFormatter())
@@ -182,10 +199,15 @@ def serve(
         sock = _bind(host, port)
         configure_logging(settings.log_level)
         app = create_app(settings, store, insecure_no_auth=insecure_no_auth)
-        server = uvicorn.Server(_config(app, tls=tls, log_level=settings.log_level))
+        server = _QuietServer(_config(app, tls=tls, log_level=settings.log_level))
         url = _url(host, sock.getsockname()[1], tls is not None)
 
         async def main() -> None:
+            # Our own handlers instead of uvicorn's: uvicorn re-raises SIGTERM after
+            # shutdown, which would kill us before the store is closed.
+            loop = asyncio.get_running_loop()
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                loop.add_signal_handler(sig, _request_exit, server)
             task = asyncio.create_task(server.serve(sockets=[sock]))
             while not server.started and not task.done():
                 await asyncio.sleep(0.01)
