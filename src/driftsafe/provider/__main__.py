@@ -1,4 +1,12 @@
-"""Start the lab provider as a Terraform plugin: ``python -m driftsafe.provider``."""
+"""Start the lab provider as a Terraform plugin: ``python -m driftsafe.provider``.
+
+Terraform starts a provider several times per command, and a cold start of a
+pyvider provider is mostly imports (~0.5 s). So by default this process is a
+thin launcher: it hands its stdio, environment and directory to a warm fork
+server (see ``forkserver.py``), which forks an already-imported provider for it.
+When no server is running yet, this start is served cold and a server is
+started for the next ones. ``DRIFTSAFE_PROVIDER_FORKSERVER=0`` always serves cold.
+"""
 
 from __future__ import annotations
 
@@ -11,23 +19,21 @@ import time
 TRACE_ENV = "DRIFTSAFE_PROVIDER_TRACE"
 # Set DRIFTSAFE_PROVIDER_PROFILE=DIR to write a cProfile dump per provider process.
 PROFILE_ENV = "DRIFTSAFE_PROVIDER_PROFILE"
+LAUNCHER_NAME = "terraform-provider-lab"
 
 
-def _trace(path: str, started: float, imported: float) -> None:
+def _trace(path: str, started: float, imported: float, forked: bool) -> None:
     import json
 
+    record = {
+        "pid": os.getpid(),
+        "start": started,
+        "imported": imported,
+        "end": time.time(),
+        "forked": forked,
+    }
     with open(path, "a", encoding="utf-8") as handle:
-        handle.write(
-            json.dumps(
-                {
-                    "pid": os.getpid(),
-                    "start": started,
-                    "imported": imported,
-                    "end": time.time(),
-                }
-            )
-            + "\n"
-        )
+        handle.write(json.dumps(record) + "\n")
 
 
 def _drop_trace_calls() -> None:
@@ -47,19 +53,38 @@ def _drop_trace_calls() -> None:
     core.FoundationLogger.trace = _nop  # type: ignore[method-assign]
 
 
-def main() -> None:
-    started = time.time()
+def set_log_defaults(environ: dict[str, str] | os._Environ[str]) -> None:
+    # Logs go to stderr at WARNING: stdout is go-plugin's handshake channel, and
+    # lower levels cost real time per RPC.
+    environ.setdefault("PYVIDER_LOG_LEVEL", "WARNING")
+    environ.setdefault("PROVIDE_LOG_LEVEL", environ["PYVIDER_LOG_LEVEL"])
+
+
+def preload() -> None:
+    """Import everything a provider start needs (the fork server calls this once)."""
+    set_log_defaults(os.environ)
+    import pyvider.cli.__main__  # noqa: F401
+    import pyvider.handler  # noqa: F401
+    import pyvider.protocols.tfprotov6.handlers  # noqa: F401
+    import pyvider.rpcplugin  # noqa: F401
+
+    from driftsafe.provider.components import resource_classes
+
+    resource_classes()
+    if os.environ["PYVIDER_LOG_LEVEL"].upper() != "TRACE":
+        _drop_trace_calls()
+
+
+def serve(args: list[str], started: float, forked: bool = False) -> int:
+    """Run the pyvider provider server in this process; return its exit code."""
     # pyvider refuses to serve when argv[0] does not look like a Terraform
     # provider (it guards against a human running it by hand); under `-m`,
     # argv[0] is this file, so present the launcher's name instead.
-    sys.argv = ["terraform-provider-lab", "provide", *sys.argv[1:]]
-    # Logs must never reach stdout: that is go-plugin's handshake channel.
-    os.environ.setdefault("PYVIDER_LOG_LEVEL", "WARNING")
-    os.environ.setdefault("PROVIDE_LOG_LEVEL", os.environ["PYVIDER_LOG_LEVEL"])
+    sys.argv = [LAUNCHER_NAME, "provide", *args]
+    set_log_defaults(os.environ)
+    if not forked:
+        preload()
     from pyvider.cli.__main__ import main as pyvider_main
-
-    if os.environ["PYVIDER_LOG_LEVEL"].upper() != "TRACE":
-        _drop_trace_calls()
 
     imported = time.time()
     trace = os.environ.get(TRACE_ENV)
@@ -74,9 +99,24 @@ def main() -> None:
             )
         else:
             pyvider_main()
+    except SystemExit as exc:
+        code = exc.code
+        return code if isinstance(code, int) else (0 if code is None else 1)
     finally:
         if trace:
-            _trace(trace, started, imported)
+            _trace(trace, started, imported, forked)
+    return 0
+
+
+def main() -> None:
+    started = time.time()
+    args = sys.argv[1:]
+    from driftsafe.provider import forkserver
+
+    code = forkserver.launch(args, started) if forkserver.enabled() else None
+    if code is None:
+        code = serve(args, started)
+    sys.exit(code)
 
 
 if __name__ == "__main__":
