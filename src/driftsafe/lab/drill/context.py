@@ -113,8 +113,10 @@ class Drill:
     # -- environments ----------------------------------------------------------------
 
     def ds_env(self) -> dict[str, str]:
-        """Environment for driftsafe's own commands run by the drill."""
+        """Environment for driftsafe's own commands run by the drill (those that run
+        Terraform need the backend credentials and the secret variable too)."""
         return {
+            **self.tf_env(),
             "DRIFTSAFE_HOME": str(self.root / "server"),
             "DRIFTSAFE_SERVER": self.server_url,
             "DRIFTSAFE_TOKEN": self.admin_token,

@@ -145,7 +145,7 @@ def step_secrets(d: Drill) -> None:
         cwd=d.server_url, returncode=1 if not leaked else 0,
         stdout="".join(f"serial {n}: {'FOUND' if n in leaked else '0'}\n" for n in serials),
         started_at=time.time(), ended_at=time.time())
-    local_hits = [p for p in d.stack.rglob("*") if p.is_file() and p != secret_file
+    local_hits = [p for p in d.stack.rglob("*") if p.is_file() and p.name != "secret.txt"
                   and _contains(p, d.secret)]
     d.ev.check("secret-in-file", s, "The secret reached its file", actual.decode(errors="replace")
                == d.secret, evidence=[t_file])
@@ -214,7 +214,8 @@ def step_versions(d: Drill) -> None:
     diff, t_diff = d.ds(s, ["state", "diff", ws, str(a), str(b)],
                         f"driftsafe state diff lab/staging {a} {b}")
     d.ev.check("versions-diff", s, "A diff between two versions names the changed resources and "
-               "attribute paths", diff.returncode == 0 and CONFIG_ADDR in diff.stdout,
+               "attribute paths (exit 2: they differ)",
+               diff.returncode == 2 and CONFIG_ADDR in diff.stdout and "values.max_connections" in diff.stdout,
                evidence=[t_diff])
     d.figures["versions"] = len(versions)
 

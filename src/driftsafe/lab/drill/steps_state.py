@@ -95,7 +95,8 @@ def step_noop(d: Drill) -> None:
 
 
 def _holder_and_loser(d: Drill, s: str, trigger: str, loser_args: list[str],
-                      loser_env: dict[str, str] | None = None, hold: int = 6
+                      loser_env: dict[str, str] | None = None, hold: int = 6,
+                      loser_root: str = "staging",
                       ) -> tuple[RunResult, RunResult, dict[str, Any]]:
     """Start a slow apply (the holder); once it holds the lock, run the second command."""
     holder = d.tf_start("staging", ["apply", "-auto-approve", "-no-color"],
@@ -106,7 +107,7 @@ def _holder_and_loser(d: Drill, s: str, trigger: str, loser_args: list[str],
         raise DrillError("the holder apply never reached the slow resource")
     status = d.api(s, "GET", f"/api/v1/workspaces/{d.workspace('staging')}/lock",
                    "Lock entry on the server while the holder applies")
-    loser = d.engine.run(loser_args, cwd=d.env_dir("staging"),
+    loser = d.engine.run(loser_args, cwd=d.env_dir(loser_root),
                          env=d.tf_env(**(loser_env or {})), timeout=180)
     held = holder.wait(timeout=180)
     return held, loser, {"lock": status}
@@ -145,11 +146,17 @@ def step_waiting(d: Drill) -> None:
     d.ev.check("wait-timeout", s, "An overlapping apply with `-lock-timeout` waits and succeeds",
                held.returncode == 0 and waiter.returncode == 0
                and "Apply complete!" in waiter.stdout, evidence=[t_h, t_w])
-    # 2. The server holds the LOCK request open until the lock frees.
-    address = f"{d.server_url}/v1/locks/{d.workspace('staging')}?wait=60s"
+    # 2. The server holds the LOCK request open until the lock frees. A second working
+    # directory for the same state asks for that with `?wait=` in its lock address (the
+    # backend block wins over TF_HTTP_LOCK_ADDRESS, so it goes into the block).
+    waiter_dir = _waiting_checkout(d, s)
     held2, waiter2, lock2 = _holder_and_loser(
         d, s, "wait-2", ["apply", "-auto-approve", "-no-color"],
-        loser_env={"TF_HTTP_LOCK_ADDRESS": address, "TF_VAR_rollout_trigger": "wait-2"})
+        loser_env={"TF_VAR_rollout_trigger": "wait-2"}, loser_root=waiter_dir)
+    # The extra checkout has served its purpose; it must not look like a third env.
+    import shutil
+
+    shutil.rmtree(d.env_dir(waiter_dir))
     t_h2 = d.ev.record(s, held2, title="apply C (holds the lock)")
     t_w2 = d.ev.record(s, waiter2, title="apply D with the server-side wait (?wait=60s)")
     events = _audit(d, "staging")
@@ -190,6 +197,34 @@ def step_waiting(d: Drill) -> None:
     d.ev.artifact(s, "Lock timeline (from the captured runs and the server's audit log)",
                   svg, kind="svg")
     d.ev.narrative(s, _handover_text(d.figures["handover"]))
+    _settle(d, s)
+
+
+def _settle(d: Drill, s: str) -> None:
+    """Apply the configuration as written (no slow rollout): later steps start clean."""
+    r, _t = d.tf(s, "staging", ["apply", "-auto-approve", "-no-color"],
+                 "settle: apply the configuration as written")
+    if r.returncode != 0:
+        raise DrillError("the settling apply failed")
+
+
+def _waiting_checkout(d: Drill, s: str) -> str:
+    """envs/staging-wait: staging's config and state, with `?wait=60s` on the lock address."""
+    import shutil
+
+    src, name = d.env_dir("staging"), "staging-wait"
+    dst = d.env_dir(name)
+    shutil.copytree(src, dst, ignore=shutil.ignore_patterns(".terraform", "*.tfstate*"))
+    backend = dst / "backend.tf"
+    lock_url = f"{d.server_url}/v1/locks/{d.workspace('staging')}"
+    text = backend.read_text().replace(f'"{lock_url}"', f'"{lock_url}?wait=60s"', 1)
+    backend.write_text(text)
+    d.ev.artifact(s, "envs/staging-wait/backend.tf (same state, server-side wait)", text,
+                  kind="hcl")
+    r, _t = d.tf(s, name, ["init", "-no-color", "-input=false"], "init the waiting checkout")
+    if r.returncode != 0:
+        raise DrillError("terraform init failed in envs/staging-wait")
+    return name
 
 
 def _handover_text(h: dict[str, float | None]) -> str:
@@ -304,7 +339,6 @@ def _fencing(d: Drill, s: str) -> None:
         # later steps start from the server's state.
         errored.rename(d.root / "fenced-errored.tfstate")
     plan, t_plan = d.tf(s, "staging", ["apply", "-auto-approve", "-no-color"],
-                        "reconcile: apply again from the server's state",
-                        extra_env=_slow_env(0, "fence-b"))
+                        "reconcile: apply the configuration again from the server's state")
     d.ev.check("fencing-nothing-lost", s, "Nothing is lost: re-applying from the server's state "
                "converges", plan.returncode == 0, evidence=[t_plan])
