@@ -45,4 +45,7 @@ def run(directory: Path, engine_spec: str | None, only: str | None,
                         progress=lambda line: click.echo(line, err=False))
     click.echo(summary_line(outcome))
     click.echo(f"Report: {outcome.paths.index_html}")
+    if not outcome.passed:
+        click.echo("Some checks failed: the report's checklist shows which, with the "
+                   "captured output of each.", err=True)
     sys.exit(0 if outcome.passed else 1)

@@ -57,6 +57,34 @@ async def _token(request: Request, ctx: ServerContext) -> TokenRecord:
     return token
 
 
+async def server_info(request: Request) -> Response:
+    """The guarantees this server gives, read from its live configuration (any token)."""
+    ctx = _ctx(request)
+    await _token(request, ctx)
+    settings = ctx.settings
+    store = ctx.store
+    body: dict[str, Any] = {
+        "database": store.engine.dialect.name,
+        "versioning": "every write",
+        "retention": (
+            "keep all versions" if store.retention == 0
+            else f"keep the newest {store.retention} per workspace (never the latest)"
+        ),
+        "locking": {
+            "lock_conflict": "423 with the holder's LockInfo",
+            "server_side_wait": "LOCK ?wait=DUR",
+            "stale_after_seconds": settings.lock_stale_after,
+            "force_unlock": "admin token only, audited",
+        },
+        "fencing": "writes accepted only from the current lock holder (?ID=)",
+        "encryption": f"AES-256-GCM at rest (key id {store.cipher.key_id})",
+        "max_state_bytes": settings.max_state_bytes,
+        "auth": "disabled (--insecure-no-auth)" if ctx.insecure_no_auth
+        else "tokens: Basic for the backend, Bearer for the API",
+    }
+    return JSONResponse(body)
+
+
 async def workspaces(request: Request) -> Response:
     ctx = _ctx(request)
     token = await _token(request, ctx)

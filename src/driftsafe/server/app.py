@@ -50,6 +50,7 @@ def _routes() -> list[Route]:
         Route(f"/v1/states/{WS}", backend.post_state, methods=["POST"]),
         Route(f"/v1/locks/{WS}", backend.lock, methods=["LOCK", "POST"]),
         Route(f"/v1/locks/{WS}", backend.unlock, methods=["UNLOCK", "DELETE"]),
+        Route("/api/v1/server", api.server_info, methods=["GET"]),
         Route("/api/v1/workspaces", api.workspaces, methods=["GET"]),
         Route(f"/api/v1/workspaces/{WS}/versions/{{serial}}", api.version, methods=["GET"]),
         Route(f"/api/v1/workspaces/{WS}/versions", api.versions, methods=["GET"]),

@@ -50,7 +50,8 @@ def step_backend(d: Drill) -> None:
     d.ev.check("backend-settings", s, "The server keeps every version, locks with fencing and "
                "encrypts state at rest (its own settings)",
                info.status == 200 and body.get("versioning") == "every write"
-               and bool(body.get("locking")) and str(body.get("encryption", "")).startswith("AES")
+               and bool(body.get("locking")) and bool(body.get("fencing"))
+               and str(body.get("encryption", "")).startswith("AES")
                and health.status == 200,
                evidence=[info.transcript, health.transcript])
 
