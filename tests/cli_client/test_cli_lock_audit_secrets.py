@@ -7,8 +7,8 @@ from typing import Any
 
 import httpx
 import pytest
+from clientenv import PASSWORD, WS, Server, Stack
 
-from conftest import PASSWORD, WS, Server, Stack
 from driftsafe.errors import Conflict, NotFound
 
 # One server and stack per module, on one xdist worker.

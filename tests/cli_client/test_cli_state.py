@@ -4,8 +4,8 @@ import json
 from typing import Any
 
 import pytest
+from clientenv import PASSWORD, WS, Server, Stack
 
-from conftest import PASSWORD, WS, Server, Stack
 from driftsafe.client import Client
 from driftsafe.errors import AuthError, Forbidden, NotFound
 from driftsafe.state.paths import iter_instances

@@ -212,3 +212,57 @@ def test_blob_prefilter_loses_nothing(noise: list[str], secret: str, where: int)
         alone = {f.path: f.kind for f in scan_state(alone_state)}
         assert together.get(f"triggers.v{i}") == alone.get(f"triggers.v{i}")
     assert together[f"triggers.v{values.index(f'x {secret} y')}"] == "known_format"
+
+
+@pytest.mark.slow
+def test_real_lab_stack(engine: Engine, tmp_path: Path) -> None:
+    """The real lab stack applied by real Terraform: its state is clean (the app secret
+    is write-only), and a change of max_connections diffs as exactly that path."""
+    from driftsafe.lab.scaffold import init_stack
+
+    staging = init_stack(tmp_path / "lab").envs["staging"]
+    env = {"TF_VAR_app_secret": "Lab-" + HIGH_ENTROPY}
+    init = engine.run(["init", "-no-color", "-input=false"], cwd=staging, env=env, timeout=180)
+    assert init.returncode == 0, init.stderr
+    first = engine.run(["apply", "-auto-approve", "-no-color"], cwd=staging, env=env, timeout=180)
+    assert first.returncode == 0, first.stderr
+    before = json.loads((staging / "terraform.tfstate").read_text())
+    assert HIGH_ENTROPY not in json.dumps(before)
+    assert scan_state(before) == []
+
+    second = engine.run(
+        ["apply", "-auto-approve", "-no-color", "-var=max_connections=77"],
+        cwd=staging,
+        env=env,
+        timeout=180,
+    )
+    assert second.returncode == 0, second.stderr
+    after = json.loads((staging / "terraform.tfstate").read_text())
+    changed = diff_states(before, after).to_json()["changed"]
+    assert "values.max_connections" in changed["module.app.lab_config_file.app"]
+    assert set(changed) == {"module.app.lab_config_file.app"}
+
+
+@pytest.mark.parametrize(
+    "base",
+    [
+        "/tmp/pytest-of-root/pytest-31/popen-gw1/test_real_lab_stack0/lab/runtime/staging",
+        "/home/runner/work/QxZ7-deploy_k8s/W9v2Lm/lab-run/runtime/prod",
+        "./envs/staging/runtime",
+        "file:///srv/driftsafe/Kp3x9-ZQ/runtime",
+    ],
+)
+def test_long_paths_are_not_secrets(base: str) -> None:
+    state = lab_state()
+    release = f"{base}/releases/3f9a1c0b7d2e"
+    state["outputs"].update(
+        {
+            "release_path": {"value": release, "type": "string"},
+            "paths": {"value": [release, f"{base}/app.conf"], "type": ["list", "string"]},
+            "banner": {"value": HIGH_ENTROPY, "type": "string"},
+        }
+    )
+    instance(state, "lab_config_file", "app")["attributes"]["values"]["log"] = f"{base}/log"
+    where = _by_where(scan_state(state))
+    assert set(where) == {("output.banner", "value")}
+    assert where[("output.banner", "value")].kind == "high_entropy"

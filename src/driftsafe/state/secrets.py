@@ -177,6 +177,10 @@ def _hinted_lines(blob: str) -> str:
     return "\n".join(blob[a:b] for a, b in lines)
 
 
+# Filesystem paths and URLs: judged segment by segment for entropy.
+_PATH_LIKE = re.compile(r"^(~|\.{1,2})?/|^[A-Za-z][A-Za-z0-9+.-]*://")
+
+
 class _Detectors:
     """detect-secrets plugin instances for one scan: built per call, never shared."""
 
@@ -227,7 +231,13 @@ class _Detectors:
         """The entropy plugin that finds a random-looking token in ``value`` (with
         ``whole``, only when the entire value is that token)."""
         for plugin, run in self.entropy:
-            tokens = run.findall(value) if not whole else [value] * bool(run.fullmatch(value))
+            if whole:
+                tokens = [value] * bool(run.fullmatch(value))
+            elif _PATH_LIKE.match(value):
+                # "/" is a base64 character, so a long path would be one "random" token.
+                tokens = [t for part in value.split("/") for t in run.findall(part)]
+            else:
+                tokens = run.findall(value)
             for token in tokens:
                 if is_potential_uuid(token) or is_sequential_string(token):
                     continue
@@ -244,7 +254,11 @@ def _last_name(path: Path) -> str:
 
 
 def _classify(
-    path: Path, value: str, detectors: _Detectors, formats: Sequence[RegexBasedDetector]
+    path: Path,
+    value: str,
+    detectors: _Detectors,
+    formats: Sequence[RegexBasedDetector],
+    owner: str = "",
 ) -> tuple[str, str, str] | None:
     """(kind, detector, message) for a plaintext string, or None when it looks harmless."""
     if value.strip().lower() in _PLACEHOLDERS:
@@ -252,7 +266,8 @@ def _classify(
     detector = detectors.known_format(value, formats)
     if detector is not None:
         return ("known_format", f"detect-secrets:{detector}", "a known secret format in plaintext")
-    name = _last_name(path)
+    # An output's value has no attribute name of its own: the output's name stands in.
+    name = _last_name(path) or owner
     if name and _SECRET_NAME.search(name) and not _NOT_SECRET_NAME.search(name):
         return ("secret_name", "name", f"attribute name {name!r} looks secret and holds a value")
     if ("=" in value or ":" in value) and _KEYWORD_HINT.search(value):
@@ -296,7 +311,7 @@ def scan_state(state: Mapping[str, Any]) -> list[Finding]:
     """Findings for every resource instance and output of a decoded tfstate."""
     detectors = _Detectors()
     # (address, Terraform-marked findings, other string values) per instance/output
-    units: list[tuple[str, list[Finding], Leaves]] = []
+    units: list[tuple[str, list[Finding], Leaves, str]] = []
     for address, instance in iter_instances(state):
         attrs = instance_attributes(instance)
         marked = sensitive_paths(instance)
@@ -311,7 +326,7 @@ def scan_state(state: Mapping[str, Any]) -> list[Finding]:
             for path in marked
             if _has_value(get_path(attrs, path))
         ]
-        units.append((address, found, _string_leaves(attrs, marked)))
+        units.append((address, found, _string_leaves(attrs, marked), ""))
     outputs = state.get("outputs")
     if isinstance(outputs, Mapping):
         for name, output in outputs.items():
@@ -320,21 +335,21 @@ def scan_state(state: Mapping[str, Any]) -> list[Finding]:
             address = f"output.{name}"
             value = output.get("value")
             if output.get("sensitive") is not True:
-                units.append((address, [], _string_leaves({"value": value}, ())))
+                units.append((address, [], _string_leaves({"value": value}, ()), str(name)))
             elif _has_value(value):
                 message = "a sensitive output; the state holds it in plaintext"
                 detector = "terraform:sensitive_output"
                 finding = Finding(address, "value", "sensitive", detector, message)
-                units.append((address, [finding], []))
+                units.append((address, [finding], [], str(name)))
     # Known formats are rare: one pass over the whole state picks the few detectors
     # worth running per instance, and usually there are none.
     everywhere = detectors.candidates(_blob([leaf for unit in units for leaf in unit[2]]))
     findings: list[Finding] = []
-    for address, found, leaves in units:
+    for address, found, leaves, owner in units:
         findings.extend(found)
         formats = detectors.candidates(_blob(leaves), everywhere) if everywhere else []
         for path, leaf in leaves:
-            verdict = _classify(path, leaf, detectors, formats)
+            verdict = _classify(path, leaf, detectors, formats, owner)
             if verdict is not None:
                 kind, detector, message = verdict
                 findings.append(Finding(address, format_path(path), kind, detector, message))
