@@ -87,8 +87,7 @@ def scan(
             click.echo(f"{total} finding(s) in {file}.")
         else:
             click.echo(f"{file}: no plaintext secrets found.")
-    else:
-        assert workspace is not None
+    elif workspace is not None:
         with Client.from_settings(get_settings(), server=server, token=token) as client:
             results = client.scan_workspace(workspace, all_versions=all_versions)
         total = sum(len(found) for _, found in results)
