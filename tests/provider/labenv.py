@@ -21,13 +21,19 @@ class Env:
 
     def tf(self, *args: str, check: bool = True, secret: str | None = SECRET) -> RunResult:
         env = {"TF_VAR_app_secret": secret} if secret is not None else {}
-        result = self.engine.run(
-            [*args, "-no-color", "-input=false"] if args[0] != "output" else list(args),
-            cwd=self.dir, env=env, timeout=180,
-        )
+        result = self.engine.run(with_flags(args), cwd=self.dir, env=env, timeout=180)
         if check:
             assert result.returncode in (0, 2), f"{args}: {result.stdout}\n{result.stderr}"
         return result
+
+
+def with_flags(args: tuple[str, ...]) -> list[str]:
+    """Options go right after the subcommand (import takes them nowhere else)."""
+    command, rest = args[0], list(args[1:])
+    if command in ("output", "version"):
+        return list(args)
+    flags = ["-no-color"] if command in ("validate", "fmt") else ["-no-color", "-input=false"]
+    return [command, *flags, *rest]
 
 
 def make_tf_dir(engine: Engine, path: Path, hcl: str) -> Callable[..., RunResult]:
@@ -42,7 +48,7 @@ def make_tf_dir(engine: Engine, path: Path, hcl: str) -> Callable[..., RunResult
     assert init.returncode == 0, init.stderr
 
     def run(*args: str) -> RunResult:
-        return engine.run([*args, "-no-color", "-input=false"], cwd=path, timeout=180)
+        return engine.run(with_flags(args), cwd=path, timeout=180)
 
     return run
 
