@@ -106,14 +106,14 @@ _SECRET_NAME = re.compile(
 _NOT_SECRET_NAME = re.compile(
     r"(_|^)(version|versions|id|ids|arn|name|names|length|len|path|file|dir|type|count|"
     r"enabled|expiry|expires|expiration|ttl|rotation|policy|hash|sha\d*|md5|checksum|"
-    r"mode|format|url|uri|endpoint|header|location|kind|prefix)$",
+    r"mode|format|url|uri|endpoint|location|kind|prefix)$",
     re.IGNORECASE,
 )
 # Attribute names whose values are random by design but public: identifiers, digests,
 # filesystem locations. Entropy alone says nothing about them.
 _RANDOM_BUT_PUBLIC = re.compile(
     r"^(id|arn|lineage|etag|path|target|release_id)$|(_id|_ids|_arn|_path|_dir)$|"
-    r"(sha\d*|hash|digest|checksum|fingerprint|md5)",
+    r"(^|_)(sha\d*|hash|digest|checksum|fingerprint|md5)(_|$)",
     re.IGNORECASE,
 )
 _PLACEHOLDERS = {"", "true", "false", "null", "none", "changeme", "********", "<sensitive>"}
