@@ -75,6 +75,22 @@ def preload() -> None:
         _drop_trace_calls()
 
 
+def reload_env_config() -> None:
+    """Re-read pyvider's plugin settings from this process's environment.
+
+    pyvider reads them (PLUGIN_PROTOCOL_VERSIONS, PLUGIN_CLIENT_CERT, ...) into a
+    module global at import. A forked start must see its own launcher's
+    environment, not the one the fork server imported under; the global is
+    updated in place because other modules hold a reference to it.
+    """
+    import attrs
+    from pyvider.rpcplugin import config
+
+    fresh = config.RPCPluginConfig.from_env()
+    for field in attrs.fields(type(fresh)):
+        object.__setattr__(config.rpcplugin_config, field.name, getattr(fresh, field.name))
+
+
 def serve(args: list[str], started: float, forked: bool = False) -> int:
     """Run the pyvider provider server in this process; return its exit code."""
     # pyvider refuses to serve when argv[0] does not look like a Terraform
@@ -82,7 +98,9 @@ def serve(args: list[str], started: float, forked: bool = False) -> int:
     # argv[0] is this file, so present the launcher's name instead.
     sys.argv = [LAUNCHER_NAME, "provide", *args]
     set_log_defaults(os.environ)
-    if not forked:
+    if forked:
+        reload_env_config()
+    else:
         preload()
     from pyvider.cli.__main__ import main as pyvider_main
 

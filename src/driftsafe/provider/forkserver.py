@@ -32,7 +32,14 @@ from typing import Any
 
 ENABLE_ENV = "DRIFTSAFE_PROVIDER_FORKSERVER"
 IDLE_SECONDS = 120.0
+CONNECT_TIMEOUT = 10.0
 _HEADER = 4
+_GO = b"G"
+# The server keeps only these from the environment of the launcher that spawned
+# it: Terraform passes plugins everything, TF_VAR_* secrets included, and the
+# server outlives that launcher. Each forked child gets its own launcher's env.
+_SERVER_ENV = ("PATH", "HOME", "LANG", "TMPDIR", "XDG_RUNTIME_DIR", "PYTHONPATH")
+_SERVER_ENV_PREFIXES = ("LC_", "PYVIDER_", "PROVIDE_")
 _FORWARDED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT)
 
 
@@ -92,14 +99,20 @@ def launch(args: list[str], started: float) -> int | None:
             {"args": args, "env": dict(os.environ), "cwd": os.getcwd(), "started": started}
         ).encode()
         try:
+            # A stuck server must not hang Terraform: give up and serve cold.
+            sock.settimeout(CONNECT_TIMEOUT)
             socket.send_fds(sock, [len(payload).to_bytes(_HEADER, "big") + payload], [0, 1, 2])
             reader = sock.makefile("rb")
             started = reader.readline()
-        except OSError:
+            if not started:
+                return None  # the server could not fork; nothing was served yet
+            pid = int(json.loads(started)["pid"])
+            # Only now may the child touch stdout: had we given up above, it
+            # would find the connection closed and exit without a word.
+            sock.sendall(_GO)
+            sock.settimeout(None)
+        except (OSError, ValueError, KeyError):
             return None
-        if not started:
-            return None  # the server could not fork; nothing was served yet
-        pid = int(json.loads(started)["pid"])
         for sig in _FORWARDED:
             signal.signal(sig, lambda signum, _frame: _forward(pid, signum))
         try:
@@ -128,7 +141,13 @@ def _spawn_server(path: str) -> None:
             for fd in (0, 1, 2):
                 os.dup2(devnull, fd)
             os.chdir("/")
-            os.execv(sys.executable, [sys.executable, "-m", "driftsafe.provider.forkserver", path])
+            env = {
+                k: v for k, v in os.environ.items()
+                if k in _SERVER_ENV or k.startswith(_SERVER_ENV_PREFIXES)
+            }
+            os.execve(
+                sys.executable, [sys.executable, "-m", "driftsafe.provider.forkserver", path], env
+            )
         finally:
             os._exit(1)
     os.waitpid(pid, 0)
@@ -207,10 +226,12 @@ def _child(conn: socket.socket, fds: list[int], request: dict[str, Any]) -> int:
         os.dup2(fd, target)
         if fd > 2:
             os.close(fd)
+    conn.sendall(json.dumps({"pid": os.getpid()}).encode() + b"\n")
+    if conn.recv(len(_GO)) != _GO:
+        return 1  # the launcher gave up on us and serves itself
     os.chdir(request["cwd"])
     os.environ.clear()
     os.environ.update(request["env"])
-    conn.sendall(json.dumps({"pid": os.getpid()}).encode() + b"\n")
 
     def watch_launcher() -> None:
         # The launcher never sends anything more: any return means it is gone,
