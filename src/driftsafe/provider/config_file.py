@@ -50,6 +50,9 @@ def read_config_file(path: str, *, with_values: bool) -> ConfigFileState | None:
     )
 
 
+Ctx = ResourceContext[ConfigFileConfig, ConfigFileState, Any]
+
+
 class ConfigFile(BaseResource[Any, ConfigFileState, ConfigFileConfig]):
     config_class = ConfigFileConfig
     state_class = ConfigFileState
@@ -88,7 +91,7 @@ class ConfigFile(BaseResource[Any, ConfigFileState, ConfigFileConfig]):
         errors.extend(files.values_errors("values", config.values))
         return errors
 
-    def _fill_plan(self, ctx: ResourceContext, base_plan: dict[str, Any]) -> None:
+    def _fill_plan(self, ctx: Ctx, base_plan: dict[str, Any]) -> None:
         config = ctx.config
         values = base_plan.get("values")
         if config is not None and config.content is None and not ctx.is_field_unknown("content"):
@@ -103,18 +106,18 @@ class ConfigFile(BaseResource[Any, ConfigFileState, ConfigFileConfig]):
         if config is not None and config.mode is None:
             base_plan["mode"] = DEFAULT_MODE
 
-    async def _create(self, ctx: ResourceContext, base_plan: dict[str, Any]) -> tuple[Any, None]:
+    async def _create(self, ctx: Ctx, base_plan: dict[str, Any]) -> tuple[Any, None]:
         self._fill_plan(ctx, base_plan)
         return base_plan, None
 
-    async def _update(self, ctx: ResourceContext, base_plan: dict[str, Any]) -> tuple[Any, None]:
+    async def _update(self, ctx: Ctx, base_plan: dict[str, Any]) -> tuple[Any, None]:
         # Without config the proposed content is the prior (possibly hand-edited)
         # one; recompute it from values so the plan reverts the edit.
         self._fill_plan(ctx, base_plan)
         return base_plan, None
 
-    def _write(self, ctx: ResourceContext) -> ConfigFileState:
-        planned = ctx.planned_state
+    def _write(self, ctx: Ctx) -> ConfigFileState:
+        planned = files.present(ctx.planned_state, "planned state")
         content = planned.content or ""
         mode = planned.mode or DEFAULT_MODE
         try:
@@ -125,19 +128,19 @@ class ConfigFile(BaseResource[Any, ConfigFileState, ConfigFileConfig]):
             path=planned.path, values=planned.values, content=content, mode=mode
         )
 
-    async def _create_apply(self, ctx: ResourceContext) -> tuple[ConfigFileState, None]:
+    async def _create_apply(self, ctx: Ctx) -> tuple[ConfigFileState, None]:
         return self._write(ctx), None
 
-    async def _update_apply(self, ctx: ResourceContext) -> tuple[ConfigFileState, None]:
+    async def _update_apply(self, ctx: Ctx) -> tuple[ConfigFileState, None]:
         return self._write(ctx), None
 
-    async def read(self, ctx: ResourceContext) -> ConfigFileState | None:
+    async def read(self, ctx: Ctx) -> ConfigFileState | None:
         prior = ctx.state
         if prior is None:
             return None
         return read_config_file(prior.path, with_values=prior.values is not None)
 
-    async def import_state(self, ctx: ResourceContext, import_id: str) -> ConfigFileState | None:
+    async def import_state(self, ctx: Ctx, import_id: str) -> ConfigFileState | None:
         # The id is kept as written: it must equal the configured path, or the
         # next plan would replace the file it just adopted.
         state = read_config_file(import_id, with_values=True)
@@ -146,6 +149,6 @@ class ConfigFile(BaseResource[Any, ConfigFileState, ConfigFileConfig]):
             state.values = None
         return state
 
-    async def _delete_apply(self, ctx: ResourceContext) -> None:
+    async def _delete_apply(self, ctx: Ctx) -> None:
         if ctx.state is not None:
             files.remove_file(ctx.state.path)

@@ -14,6 +14,8 @@ import attrs
 from pyvider.resources import BaseResource, ResourceContext
 from pyvider.schema import PvsSchema, a_map, a_num, a_str, s_resource
 
+from driftsafe.provider import files
+
 MAX_SECONDS = 3600
 
 
@@ -29,7 +31,10 @@ class DelayState:
     triggers: dict[str, str] | None = None
 
 
-async def _sleep(ctx: ResourceContext, seconds: float) -> None:
+Ctx = ResourceContext[DelayConfig, DelayState, Any]
+
+
+async def _sleep(ctx: Ctx, seconds: float) -> None:
     # Sleep in slices so a Terraform Stop (Ctrl-C) ends the wait promptly.
     deadline = time.monotonic() + seconds
     while (left := deadline - time.monotonic()) > 0:
@@ -59,16 +64,16 @@ class Delay(BaseResource[Any, DelayState, DelayConfig]):
             return [f"seconds: must be between 0 and {MAX_SECONDS}, got {config.seconds}"]
         return []
 
-    async def _create_apply(self, ctx: ResourceContext) -> tuple[DelayState, None]:
-        planned = ctx.planned_state
+    async def _create_apply(self, ctx: Ctx) -> tuple[DelayState, None]:
+        planned = files.present(ctx.planned_state, "planned state")
         await _sleep(ctx, float(planned.seconds))
         return DelayState(seconds=planned.seconds, triggers=planned.triggers), None
 
-    async def _update_apply(self, ctx: ResourceContext) -> tuple[DelayState, None]:
+    async def _update_apply(self, ctx: Ctx) -> tuple[DelayState, None]:
         return await self._create_apply(ctx)
 
-    async def read(self, ctx: ResourceContext) -> DelayState | None:
+    async def read(self, ctx: Ctx) -> DelayState | None:
         return ctx.state
 
-    async def _delete_apply(self, ctx: ResourceContext) -> None:
+    async def _delete_apply(self, ctx: Ctx) -> None:
         return None

@@ -8,6 +8,9 @@ import re
 import stat
 import tempfile
 from collections.abc import Mapping
+from typing import TypeVar
+
+T = TypeVar("T")
 
 MODE_RE = re.compile(r"^0[0-7]{3}$")
 KEY_RE = re.compile(r"^[A-Za-z0-9_.-]+$")
@@ -96,3 +99,12 @@ def remove_file(path: str) -> None:
 
 def sha256_hex(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
+
+
+def present(value: T | None, what: str) -> T:
+    """``value``, which pyvider guarantees for this operation; fail loudly if not."""
+    if value is None:
+        from pyvider.exceptions import ResourceError
+
+        raise ResourceError(f"internal error: no {what} for this operation")
+    return value

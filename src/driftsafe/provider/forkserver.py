@@ -103,10 +103,10 @@ def launch(args: list[str], started: float) -> int | None:
             sock.settimeout(CONNECT_TIMEOUT)
             socket.send_fds(sock, [len(payload).to_bytes(_HEADER, "big") + payload], [0, 1, 2])
             reader = sock.makefile("rb")
-            started = reader.readline()
-            if not started:
+            reply = reader.readline()
+            if not reply:
                 return None  # the server could not fork; nothing was served yet
-            pid = int(json.loads(started)["pid"])
+            pid = int(json.loads(reply)["pid"])
             # Only now may the child touch stdout: had we given up above, it
             # would find the connection closed and exit without a word.
             sock.sendall(_GO)

@@ -46,6 +46,9 @@ class ReleaseState:
     path: str | None = None
 
 
+ReleaseCtx = ResourceContext[ReleaseConfig, ReleaseState, Any]
+
+
 def _make_writable(path: str) -> None:
     # Releases are read-only on purpose; deleting one needs write permission back.
     for root, dirs, names in os.walk(path):
@@ -91,7 +94,7 @@ class Release(BaseResource[Any, ReleaseState, ReleaseConfig]):
             return ["base_dir: must not be empty"]
         return []
 
-    async def _create(self, ctx: ResourceContext, base_plan: dict[str, Any]) -> tuple[Any, None]:
+    async def _create(self, ctx: ReleaseCtx, base_plan: dict[str, Any]) -> tuple[Any, None]:
         content, base_dir = base_plan.get("content"), base_plan.get("base_dir")
         if isinstance(content, str) and isinstance(base_dir, str):
             rid = release_id(content)
@@ -103,13 +106,14 @@ class Release(BaseResource[Any, ReleaseState, ReleaseConfig]):
             base_plan["path"] = CtyValue.unknown(schema["path"].type)
         return base_plan, None
 
-    async def _create_apply(self, ctx: ResourceContext) -> tuple[ReleaseState, None]:
-        planned = ctx.planned_state
-        rid = release_id(planned.content)
+    async def _create_apply(self, ctx: ReleaseCtx) -> tuple[ReleaseState, None]:
+        planned = files.present(ctx.planned_state, "planned state")
+        content = files.present(planned.content, "planned content")
+        rid = release_id(content)
         final = release_path(planned.base_dir, rid)
         try:
-            if not (os.path.isdir(final) and self._matches(final, planned.content)):
-                self._build(final, rid, planned.content)
+            if not (os.path.isdir(final) and self._matches(final, content)):
+                self._build(final, rid, content)
         except OSError as exc:
             raise ResourceError(f"cannot create release {final}: {exc}") from exc
         return (
@@ -151,7 +155,7 @@ class Release(BaseResource[Any, ReleaseState, ReleaseConfig]):
     def _matches(self, path: str, content: str) -> bool:
         return self._read_content(path) == content
 
-    async def read(self, ctx: ResourceContext) -> ReleaseState | None:
+    async def read(self, ctx: ReleaseCtx) -> ReleaseState | None:
         prior = ctx.state
         if prior is None or prior.path is None or not os.path.isdir(prior.path):
             return None
@@ -165,7 +169,7 @@ class Release(BaseResource[Any, ReleaseState, ReleaseConfig]):
             path=prior.path,
         )
 
-    async def _delete_apply(self, ctx: ResourceContext) -> None:
+    async def _delete_apply(self, ctx: ReleaseCtx) -> None:
         state = ctx.state
         if state is None or state.path is None:
             return
@@ -191,6 +195,9 @@ class SymlinkConfig:
 class SymlinkState:
     path: str
     target: str | None = None
+
+
+SymlinkCtx = ResourceContext[SymlinkConfig, SymlinkState, Any]
 
 
 def point_symlink(path: str, target: str) -> None:
@@ -235,21 +242,21 @@ class Symlink(BaseResource[Any, SymlinkState, SymlinkConfig]):
             errors.append("target: must not be empty")
         return errors
 
-    def _apply(self, ctx: ResourceContext) -> SymlinkState:
-        planned = ctx.planned_state
+    def _apply(self, ctx: SymlinkCtx) -> SymlinkState:
+        planned = files.present(ctx.planned_state, "planned state")
         try:
-            point_symlink(planned.path, planned.target)
+            point_symlink(planned.path, files.present(planned.target, "planned target"))
         except OSError as exc:
             raise ResourceError(f"cannot point {planned.path} at {planned.target}: {exc}") from exc
         return SymlinkState(path=planned.path, target=planned.target)
 
-    async def _create_apply(self, ctx: ResourceContext) -> tuple[SymlinkState, None]:
+    async def _create_apply(self, ctx: SymlinkCtx) -> tuple[SymlinkState, None]:
         return self._apply(ctx), None
 
-    async def _update_apply(self, ctx: ResourceContext) -> tuple[SymlinkState, None]:
+    async def _update_apply(self, ctx: SymlinkCtx) -> tuple[SymlinkState, None]:
         return self._apply(ctx), None
 
-    async def read(self, ctx: ResourceContext) -> SymlinkState | None:
+    async def read(self, ctx: SymlinkCtx) -> SymlinkState | None:
         prior = ctx.state
         if prior is None:
             return None
@@ -260,7 +267,7 @@ class Symlink(BaseResource[Any, SymlinkState, SymlinkConfig]):
             return None
         return SymlinkState(path=prior.path, target=target)
 
-    async def _delete_apply(self, ctx: ResourceContext) -> None:
+    async def _delete_apply(self, ctx: SymlinkCtx) -> None:
         state = ctx.state
         if state is not None and os.path.islink(state.path):
             os.unlink(state.path)

@@ -41,6 +41,9 @@ class SecretFileState:
     secret_version: float | None = None
 
 
+Ctx = ResourceContext[SecretFileConfig, SecretFileState, Any]
+
+
 class SecretFile(BaseResource[Any, SecretFileState, SecretFileConfig]):
     config_class = SecretFileConfig
     state_class = SecretFileState
@@ -75,7 +78,7 @@ class SecretFile(BaseResource[Any, SecretFileState, SecretFileConfig]):
             errors.append(err)
         return errors
 
-    def _fill_plan(self, ctx: ResourceContext, base_plan: dict[str, Any], writes: bool) -> None:
+    def _fill_plan(self, ctx: Ctx, base_plan: dict[str, Any], writes: bool) -> None:
         config = ctx.config
         # An omitted mode means the default, so a hand chmod is reverted, not adopted.
         if config is not None and config.mode is None:
@@ -87,11 +90,11 @@ class SecretFile(BaseResource[Any, SecretFileState, SecretFileConfig]):
         ):
             ctx.add_attribute_error("secret", MISSING_SECRET, MISSING_SECRET_DETAIL)
 
-    async def _create(self, ctx: ResourceContext, base_plan: dict[str, Any]) -> tuple[Any, None]:
+    async def _create(self, ctx: Ctx, base_plan: dict[str, Any]) -> tuple[Any, None]:
         self._fill_plan(ctx, base_plan, writes=True)
         return base_plan, None
 
-    async def _update(self, ctx: ResourceContext, base_plan: dict[str, Any]) -> tuple[Any, None]:
+    async def _update(self, ctx: Ctx, base_plan: dict[str, Any]) -> tuple[Any, None]:
         prior = ctx.state
         rewrite = prior is None or base_plan.get("secret_version") != prior.secret_version
         self._fill_plan(ctx, base_plan, writes=rewrite)
@@ -105,29 +108,30 @@ class SecretFile(BaseResource[Any, SecretFileState, SecretFileConfig]):
             secret_version=planned.secret_version,
         )
 
-    def _write_secret(self, ctx: ResourceContext) -> None:
+    def _write_secret(self, ctx: Ctx) -> None:
         secret = ctx.config.secret if ctx.config is not None else None
         if secret is None:
             raise ResourceError(f"{MISSING_SECRET}. {MISSING_SECRET_DETAIL}")
-        planned = ctx.planned_state
+        planned = files.present(ctx.planned_state, "planned state")
         try:
-            files.write_atomic(planned.path, secret.encode("utf-8"), int(planned.mode, 8))
+            mode = int(planned.mode or DEFAULT_MODE, 8)
+            files.write_atomic(planned.path, secret.encode("utf-8"), mode)
         except OSError as exc:
             raise ResourceError(f"cannot write {planned.path}: {exc.strerror}") from exc
 
-    async def _create_apply(self, ctx: ResourceContext) -> tuple[SecretFileState, None]:
+    async def _create_apply(self, ctx: Ctx) -> tuple[SecretFileState, None]:
         self._write_secret(ctx)
-        return self._state(ctx.planned_state), None
+        return self._state(files.present(ctx.planned_state, "planned state")), None
 
-    async def _update_apply(self, ctx: ResourceContext) -> tuple[SecretFileState, None]:
-        planned, prior = ctx.planned_state, ctx.state
+    async def _update_apply(self, ctx: Ctx) -> tuple[SecretFileState, None]:
+        planned, prior = files.present(ctx.planned_state, "planned state"), ctx.state
         if prior is None or planned.secret_version != prior.secret_version:
             self._write_secret(ctx)
         elif planned.mode != prior.mode:
-            os.chmod(planned.path, int(planned.mode, 8))
+            os.chmod(planned.path, int(planned.mode or DEFAULT_MODE, 8))
         return self._state(planned), None
 
-    async def read(self, ctx: ResourceContext) -> SecretFileState | None:
+    async def read(self, ctx: Ctx) -> SecretFileState | None:
         prior = ctx.state
         if prior is None:
             return None
@@ -139,6 +143,6 @@ class SecretFile(BaseResource[Any, SecretFileState, SecretFileConfig]):
             path=prior.path, mode=mode, secret=None, secret_version=prior.secret_version
         )
 
-    async def _delete_apply(self, ctx: ResourceContext) -> None:
+    async def _delete_apply(self, ctx: Ctx) -> None:
         if ctx.state is not None:
             files.remove_file(ctx.state.path)
