@@ -131,3 +131,35 @@ def test_disabled_fork_server_serves_cold(tmp_path: Path) -> None:
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=30)
         _stop(proc)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("forkserver", ["1", "0"])
+def test_provider_exits_when_terraform_is_killed(tmp_path: Path, forkserver: str) -> None:
+    # A stand-in for Terraform: a parent that starts the provider, reports its
+    # handshake, then is SIGKILLed as the drill kills a running apply.
+    script = (
+        "import os, subprocess, sys\n"
+        "p = subprocess.Popen([sys.executable, '-m', 'driftsafe.provider'],"
+        " stdout=subprocess.PIPE, text=True)\n"
+        "print(p.pid, p.stdout.readline(), flush=True, end='')\n"
+        "import time; time.sleep(600)\n"
+    )
+    env = dict(os.environ, TF_PLUGIN_MAGIC_COOKIE=COOKIE, PLUGIN_PROTOCOL_VERSIONS="6",
+               DRIFTSAFE_PROVIDER_FORKSERVER=forkserver)
+    parent = subprocess.Popen([sys.executable, "-c", script], cwd=tmp_path, env=env,
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        assert parent.stdout is not None
+        first = parent.stdout.readline()
+        launcher_pid, handshake = first.split(" ", 1)
+        match = HANDSHAKE.match(handshake)
+        assert match, first
+        server_pid = int(match.group(1))
+        assert _alive(int(launcher_pid)) and _alive(server_pid)
+        parent.kill()
+        parent.wait(timeout=10)
+        assert _wait_gone(int(launcher_pid)), "the launcher outlived Terraform"
+        assert _wait_gone(server_pid), "the provider outlived Terraform"
+    finally:
+        _stop(parent)

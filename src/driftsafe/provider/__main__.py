@@ -126,9 +126,28 @@ def serve(args: list[str], started: float, forked: bool = False) -> int:
     return 0
 
 
+def exit_when_orphaned(interval: float = 0.5) -> None:
+    """Exit as soon as the process that started us (Terraform) is gone.
+
+    When Terraform is killed mid-apply (the drill does exactly that) nobody will
+    ever ask this provider to stop; without this it would linger forever.
+    """
+    import threading
+
+    parent = os.getppid()
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(interval)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="orphan-watch", daemon=True).start()
+
+
 def main() -> None:
     started = time.time()
     args = sys.argv[1:]
+    exit_when_orphaned()
     from driftsafe.provider import forkserver
 
     code = forkserver.launch(args, started) if forkserver.enabled() else None
