@@ -221,20 +221,30 @@ def test_resolve_refuses_a_plan_that_reverts_unnamed_drift(lab: dict[str, Any],
     assert "max_connections = 200" in (lab["runtime"] / "app.conf").read_text()
 
 
-def test_resolve_codify_and_revert_then_no_changes(lab: dict[str, Any], drifted: RootReport,
-                                                   engine: Engine) -> None:
-    res = resolve(lab["staging"], codify=[f"{APP}.values.max_connections", f"{APP}.values.port"],
-                  revert=[f"{FEATURES}.mode", SECRET_FILE], engine=engine, env=ENV)
-    assert res.clean_after, res.final_plan_output
-    assert "No changes." in res.final_plan_output
+def test_resolve_codify_and_revert_then_no_changes(lab: dict[str, Any],
+                                                   drifted: RootReport) -> None:
+    result = CliRunner().invoke(cli, [
+        "drift", "resolve", str(lab["staging"]), "--yes", "--json",
+        "--codify", f"{APP}.values.max_connections", "--codify", f"{APP}.values.port",
+        "--revert", f"{FEATURES}.mode", "--revert", SECRET_FILE], env=ENV)
+    assert result.exit_code == 0, result.output
+    res = json.loads(result.stdout)
+    assert res["clean_after"] is True
+    assert "No changes." in res["final_plan_output"]
+    # the targeted plan was shown before anything was applied
+    assert "Terraform will perform the following actions" in result.stderr
+    assert "lab_config_file.features will be updated in-place" in res["plan_output"]
     tfvars = (lab["staging"] / "terraform.tfvars").read_text()
     assert "max_connections = 200" in tfvars and "port            = 9090" in tfvars
-    assert "+max_connections = 200" in res.diff
+    assert "+max_connections = 200" in res["diff"]
     assert oct((lab["runtime"] / "features.conf").stat().st_mode & 0o777) == "0o644"
     assert (lab["runtime"] / "secret.txt").read_text().strip() == SECRET
-    argvs = [" ".join(r.argv) for r in res.runs]
+    argvs = [r["argv"] for r in res["runs"]]
     assert any("-target=module.app.lab_config_file.features" in a for a in argvs)
-    assert any("-refresh-only" in a and " apply " in f" {a} " for a in argvs) or any(
-        a.endswith(".tfplan") and " apply " in f" {a} " for a in argvs)
-    assert "No changes." in res.runs[-1].stdout
-    assert res.to_json()["codified"] == [f"{APP}.values.max_connections", f"{APP}.values.port"]
+    applies = [a for a in argvs if "apply" in a]
+    assert len(applies) == 2  # the checked revert plan, then the refresh-only plan
+    assert all(a[-1].endswith(".tfplan") for a in applies)
+    assert "No changes." in res["runs"][-1]["stdout"]
+    assert res["codified"] == [f"{APP}.values.max_connections", f"{APP}.values.port"]
+    assert res["reverted"] == [f"{FEATURES}.mode", SECRET_FILE]
+    assert SECRET not in result.stdout  # not in transcripts either
