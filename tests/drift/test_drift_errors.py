@@ -154,3 +154,30 @@ def test_help_and_usage_errors(tmp_path: Path) -> None:
     no_token = runner.invoke(cli, ["drift", "check", str(tmp_path), "--github-issue", "o/r"],
                              env={"GITHUB_TOKEN": ""})
     assert no_token.exit_code == 1 and "GITHUB_TOKEN" in no_token.stderr
+
+
+def test_lock_held_on_a_driftsafe_server(engine: Engine, tmp_path: Path,
+                                         server: tuple[str, str],
+                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    import httpx
+
+    url, token = server
+    lock_url = f"{url}/v1/locks/hist/held"
+    root = _root(tmp_path / "envs" / "held", (
+        f'terraform {{\n  backend "http" {{\n    address = "{url}/v1/states/hist/held"\n'
+        f'    lock_address = "{lock_url}"\n    unlock_address = "{lock_url}"\n'
+        '    lock_method = "LOCK"\n    unlock_method = "UNLOCK"\n  }\n}\n'
+        'resource "terraform_data" "x" {\n  input = "a"\n}\n'))
+    monkeypatch.setenv("TF_HTTP_USERNAME", "drift")
+    monkeypatch.setenv("TF_HTTP_PASSWORD", token)
+    assert engine.run(["init", "-no-color"], cwd=root, timeout=120).returncode == 0
+    holder = {"ID": "6f1c-held", "Operation": "OperationTypeApply", "Info": "",
+              "Who": "alice@laptop", "Version": "1.15.5", "Created": "2026-01-02T03:04:05Z",
+              "Path": ""}
+    taken = httpx.request("LOCK", lock_url, json=holder, auth=("drift", token), timeout=10)
+    assert taken.status_code == 200, taken.text
+    (report,) = check_roots([root], engine=engine, lock_timeout="1s")
+    assert report.status == "error" and report.exit_code == 1
+    assert report.error["code"] == "lock_held"
+    assert "lock held by alice@laptop (OperationTypeApply" in report.error["message"]
+    assert "lock ID 6f1c-held" in report.error["message"]
