@@ -36,21 +36,29 @@ def _trace(path: str, started: float, imported: float, forked: bool) -> None:
         handle.write(json.dumps(record) + "\n")
 
 
-def _drop_trace_calls() -> None:
-    """Make trace-level log calls free when the level is above TRACE.
+_LEVELS = ("trace", "debug", "info", "warning", "error", "critical")
 
-    Foundation routes ``trace()`` through structlog's unfiltered ``msg()``, so each
-    trace call in pyvider's per-RPC paths runs the whole processor chain before a
-    late level filter drops it: thousands per plan, most of a plan's CPU time
-    after imports. Below TRACE they are dropped anyway; drop them at the call.
+
+def _drop_calls_below(level: str) -> None:
+    """Make log calls below ``level`` free.
+
+    Foundation routes ``trace()`` through structlog's unfiltered ``msg()``, and its
+    level filter sits late in the processor chain, so every trace/debug/info call
+    in pyvider's per-RPC paths runs the whole chain before being dropped:
+    thousands per plan, most of a plan's CPU time after imports. They are dropped
+    anyway; drop them at the call.
     """
     from provide.foundation.logger import core
 
     def _nop(*args: object, **kwargs: object) -> None:
         return None
 
-    core.GlobalLoggerProxy.trace = _nop  # type: ignore[method-assign]
-    core.FoundationLogger.trace = _nop  # type: ignore[method-assign]
+    wanted = level.lower()
+    if wanted not in _LEVELS:
+        return
+    for name in _LEVELS[: _LEVELS.index(wanted)]:
+        setattr(core.GlobalLoggerProxy, name, _nop)
+        setattr(core.FoundationLogger, name, _nop)
 
 
 def set_log_defaults(environ: dict[str, str] | os._Environ[str]) -> None:
@@ -71,8 +79,7 @@ def preload() -> None:
     from driftsafe.provider.components import resource_classes
 
     resource_classes()
-    if os.environ["PYVIDER_LOG_LEVEL"].upper() != "TRACE":
-        _drop_trace_calls()
+    _drop_calls_below(os.environ["PYVIDER_LOG_LEVEL"])
 
 
 def reload_env_config() -> None:

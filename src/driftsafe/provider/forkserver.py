@@ -46,8 +46,8 @@ _FORWARDED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT)
 def enabled() -> bool:
     if os.environ.get(ENABLE_ENV, "1").lower() in ("0", "false", "no", "off"):
         return False
-    # Trace-level logging is served cold: the fork server drops trace calls.
-    return os.environ.get("PYVIDER_LOG_LEVEL", "").upper() != "TRACE"
+    # The fork server drops log calls below WARNING; other levels are served cold.
+    return os.environ.get("PYVIDER_LOG_LEVEL", "WARNING").upper() == "WARNING"
 
 
 def _code_key() -> str:
