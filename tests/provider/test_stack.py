@@ -177,3 +177,11 @@ def test_staging_and_prod_side_by_side(stack: Stack, staging: Env, engine: Engin
         assert 'source = "../../modules/app"' in (env.dir / "main.tf").read_text()
     # An apply of prod left staging alone.
     assert "No changes." in staging.tf("plan").stdout
+
+
+def test_bad_stack_inputs_are_diagnostics(staging: Env) -> None:
+    bad = staging.tf("plan", "-var", "port=70000", "-var", "max_connections=0", check=False)
+    assert bad.returncode == 1
+    assert "port must be a whole number from 1 to 65535." in bad.stderr
+    assert "max_connections must be a whole number of at least 1." in bad.stderr
+    assert "Traceback" not in bad.stderr

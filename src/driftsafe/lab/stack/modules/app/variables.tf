@@ -6,11 +6,21 @@ variable "env" {
 variable "port" {
   description = "Port the app listens on."
   type        = number
+
+  validation {
+    condition     = var.port >= 1 && var.port <= 65535 && floor(var.port) == var.port
+    error_message = "port must be a whole number from 1 to 65535."
+  }
 }
 
 variable "max_connections" {
   description = "Connection limit written to app.conf."
   type        = number
+
+  validation {
+    condition     = var.max_connections >= 1 && floor(var.max_connections) == var.max_connections
+    error_message = "max_connections must be a whole number of at least 1."
+  }
 }
 
 variable "features" {
