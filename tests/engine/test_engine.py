@@ -106,7 +106,14 @@ def test_sigkill_and_sigstop(settings: Settings, tmp_path: Path) -> None:
     proc = engine.start(["apply"], cwd=tmp_path)
     assert proc.wait_for_output("fake out", timeout=10)
     proc.send_signal(signal.SIGSTOP)
-    state = Path(f"/proc/{proc.pid}/stat").read_text().split()[2]
+    # The kernel stops the process asynchronously: poll briefly for state T.
+    deadline = time.monotonic() + 10
+    state = ""
+    while time.monotonic() < deadline:
+        state = Path(f"/proc/{proc.pid}/stat").read_text().split()[2]
+        if state == "T":
+            break
+        time.sleep(0.02)
     assert state == "T"
     proc.send_signal(signal.SIGCONT)
     proc.kill()
