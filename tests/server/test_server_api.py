@@ -368,3 +368,23 @@ def test_insecure_no_auth_only_on_loopback(server_settings: Settings, tmp_path) 
         assert running.store.list_versions(ws)[0].writer_token == "anonymous"
     finally:
         running.stop()
+
+
+@pytest.mark.slow
+def test_large_state_is_answered_first_and_scanned_in_background(srv: Srv) -> None:
+    be = Backend(srv, srv.writer)
+    filler = "line of rendered configuration\n" * 160_000  # ~5 MiB: over the inline limit
+    data = state(1, extra={"id": "1", "input": filler, "password": "hunter2-not-a-good-one"})
+    started = time.monotonic()
+    assert be.post(data).status_code == 200
+    answered = time.monotonic() - started
+    version = srv.store.list_versions("app")[0]
+    assert version.size == len(data)
+    deadline = time.monotonic() + 90
+    while version.scan_pending and time.monotonic() < deadline:
+        time.sleep(0.2)
+        version = srv.store.list_versions("app")[0]
+    assert not version.scan_pending
+    assert any(f["path"].endswith("password") for f in version.findings)
+    assert "hunter2" not in json.dumps(version.to_json())
+    assert answered < 30

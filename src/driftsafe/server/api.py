@@ -67,7 +67,8 @@ async def server_info(request: Request) -> Response:
         "database": store.engine.dialect.name,
         "versioning": "every write",
         "retention": (
-            "keep all versions" if store.retention == 0
+            "keep all versions"
+            if store.retention == 0
             else f"keep the newest {store.retention} per workspace (never the latest)"
         ),
         "locking": {
@@ -79,7 +80,8 @@ async def server_info(request: Request) -> Response:
         "fencing": "writes accepted only from the current lock holder (?ID=)",
         "encryption": f"AES-256-GCM at rest (key id {store.cipher.key_id})",
         "max_state_bytes": settings.max_state_bytes,
-        "auth": "disabled (--insecure-no-auth)" if ctx.insecure_no_auth
+        "auth": "disabled (--insecure-no-auth)"
+        if ctx.insecure_no_auth
         else "tokens: Basic for the backend, Bearer for the API",
     }
     return JSONResponse(body)
@@ -132,6 +134,8 @@ async def restore(request: Request) -> Response:
         raise BadRequest('restore needs a JSON body {"serial": N}')
     record = await ctx.call(ctx.store.restore, ws, serial, actor)
     ctx.metrics.inc("driftsafe_state_writes_total")
+    if record.scan_pending:
+        ctx.scan_later(ws, record.serial)
     return JSONResponse({"version": record.to_json()}, status_code=201)
 
 

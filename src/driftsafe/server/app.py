@@ -145,10 +145,13 @@ def create_app(settings: Settings, store: SqlStore, *, insecure_no_auth: bool = 
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         ctx.hub.bind(asyncio.get_running_loop())
         unsubscribe = store.listen(ctx.hub.wake_threadsafe)
+        for workspace, serial in await ctx.call(store.pending_scans):
+            ctx.scan_later(workspace, serial)
         try:
             yield
         finally:
             unsubscribe()
+            ctx.close()
 
     app = Starlette(
         routes=_routes(),

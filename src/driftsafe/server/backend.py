@@ -6,6 +6,7 @@ import asyncio
 import base64
 import binascii
 import contextlib
+import dataclasses
 import hashlib
 import json
 import time
@@ -17,11 +18,15 @@ from starlette.responses import JSONResponse, Response
 from driftsafe.durations import parse_duration
 from driftsafe.errors import BadRequest, Conflict, Forbidden, PayloadTooLarge
 from driftsafe.server.context import ServerContext, read_body, workspace_name
-from driftsafe.state.model import parse_state
+from driftsafe.state.model import TfState, parse_state
 from driftsafe.state.secrets import scan_state
 from driftsafe.store import Actor, LockRecord
 
 LOCK_BODY_LIMIT = 64 * 1024
+# States up to this size are scanned for secrets before the write is answered; a
+# larger one is answered first and scanned in the background (its version shows
+# "scan": "pending" meanwhile), so a huge state does not hold its writer for minutes.
+SCAN_INLINE_BYTES = 4 * 1024 * 1024
 # A LOCK ?wait= never holds a request longer than this, whatever it asks.
 MAX_LOCK_WAIT = 3600.0
 # Waiters re-check this often even without a wake-up (and refresh their queue place).
@@ -62,10 +67,14 @@ def _check_md5(request: Request, body: bytes) -> None:
         raise BadRequest("Content-MD5 does not match the body: refused, nothing written")
 
 
-def _prepare(body: bytes) -> tuple[Any, list[dict[str, Any]]]:
+def _prepare(body: bytes) -> tuple[TfState, list[dict[str, Any]] | None]:
     state = parse_state(body)
-    findings = [f.to_json() for f in scan_state(state.raw)]
-    return state, findings
+    findings = None
+    if len(body) <= SCAN_INLINE_BYTES:
+        findings = [f.to_json() for f in scan_state(state.raw)]
+    # The store needs only serial, lineage and counts: drop the parsed tree now, so a
+    # large state is not held as objects while it is encrypted and stored.
+    return dataclasses.replace(state, raw={}), findings
 
 
 async def post_state(request: Request) -> Response:
@@ -97,6 +106,8 @@ async def post_state(request: Request) -> Response:
         raise
     if created:
         ctx.metrics.inc("driftsafe_state_writes_total")
+        if findings is None:
+            ctx.scan_later(ws, record.serial, body)
     return JSONResponse({"serial": record.serial, "created": created}, status_code=200)
 
 

@@ -2,19 +2,23 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import logging
+import multiprocessing
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import ParamSpec, TypeVar
+from multiprocessing.pool import Pool
+from typing import Any, ParamSpec, TypeVar
 
 import anyio.to_thread
 from starlette.requests import Request
 
 from driftsafe.errors import AuthError, BadRequest, Forbidden, PayloadTooLarge
 from driftsafe.server.metrics import Metrics
+from driftsafe.server.scanjob import scan_body
 from driftsafe.server.waits import WaitHub
 from driftsafe.settings import Settings
 from driftsafe.store import Actor, SqlStore, TokenRecord
@@ -36,6 +40,56 @@ class ServerContext:
     insecure_no_auth: bool = False
     metrics: Metrics = field(default_factory=Metrics)
     hub: WaitHub = field(default_factory=WaitHub)
+    background: set[asyncio.Task[None]] = field(default_factory=set)
+
+    _pool: Pool | None = None
+
+    def scan_later(self, workspace: str, serial: int, body: bytes | None = None) -> None:
+        """Scan a stored version for secrets in a worker process, off the request
+        path, and record the findings on the version. A scan cut short by shutdown
+        is redone at the next start (the version stays marked pending)."""
+
+        async def work() -> None:
+            if body is None:
+                _, data = await self.call(self.store.get_version, workspace, serial)
+            else:
+                data = body
+            if self._pool is None:
+                # spawn: a fork of this threaded process could inherit held locks.
+                self._pool = multiprocessing.get_context("spawn").Pool(1)
+            loop = asyncio.get_running_loop()
+            done: asyncio.Future[list[dict[str, Any]]] = loop.create_future()
+
+            def ok(result: list[dict[str, Any]]) -> None:
+                loop.call_soon_threadsafe(_settle, done, result, None)
+
+            def failed(exc: BaseException) -> None:
+                loop.call_soon_threadsafe(_settle, done, None, exc)
+
+            self._pool.apply_async(scan_body, (data,), callback=ok, error_callback=failed)
+            del data
+            findings = await done
+            await self.call(self.store.set_findings, workspace, serial, findings)
+
+        task = asyncio.ensure_future(work())
+        self.background.add(task)
+        task.add_done_callback(self._scan_done)
+
+    def _scan_done(self, task: asyncio.Task[None]) -> None:
+        self.background.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error(
+                "secret scan failed; the version stays marked pending",
+                exc_info=task.exception(),
+            )
+
+    def close(self) -> None:
+        for task in list(self.background):
+            task.cancel()
+        if self._pool is not None:
+            self._pool.terminate()
+            self._pool.join()
+            self._pool = None
 
     async def call(self, func: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
         """Run a blocking store call in a worker thread."""
@@ -88,6 +142,20 @@ class ServerContext:
                 "or as Authorization: Bearer TOKEN (API)"
             )
         return token
+
+
+def _settle(
+    future: asyncio.Future[list[dict[str, Any]]],
+    result: list[dict[str, Any]] | None,
+    exc: BaseException | None,
+) -> None:
+    if future.done():  # cancelled by shutdown meanwhile
+        return
+    if exc is not None:
+        future.set_exception(exc)
+    else:
+        assert result is not None
+        future.set_result(result)
 
 
 def _credentials(header: str) -> str | None:

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import uvicorn
+from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from driftsafe.errors import ConfigError, DriftsafeError
 from driftsafe.server.app import JsonLogFormatter, create_app
@@ -46,6 +47,17 @@ def check_bind(host: str, *, insecure_no_auth: bool, tls: tuple[Path, Path] | No
                 raise ConfigError(f"TLS file {path} does not exist")
 
 
+class _NoDelayH11(H11Protocol):
+    """h11 with TCP_NODELAY: uvicorn writes headers and body separately, and with
+    Nagle's algorithm the body then waits for the client's delayed ACK (~40 ms)."""
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        sock = transport.get_extra_info("socket")
+        if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        super().connection_made(transport)
+
+
 def _config(app: object, *, tls: tuple[Path, Path] | None, log_level: str) -> uvicorn.Config:
     kwargs: dict[str, object] = {}
     if tls is not None:
@@ -58,7 +70,7 @@ def _config(app: object, *, tls: tuple[Path, Path] | None, log_level: str) -> uv
         lifespan="on",
         timeout_keep_alive=30,
         # Terraform sends LOCK/UNLOCK; h11 accepts any method token.
-        http="h11",
+        http=_NoDelayH11,
         **kwargs,  # type: ignore[arg-type]
     )
 

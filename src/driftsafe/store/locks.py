@@ -11,7 +11,7 @@ from sqlalchemy.engine import Connection
 from driftsafe.errors import BadRequest, Conflict, NotFound
 from driftsafe.store import schema
 from driftsafe.store.engine import StoreBase
-from driftsafe.store.models import Actor, LockRecord, LockResult
+from driftsafe.store.models import Actor, LockRecord, LockResult, iso
 
 # A waiter that has not refreshed its row for this long belongs to a dead request
 # (client gone, server killed) and no longer holds its place in the queue.
@@ -47,6 +47,9 @@ def validate_lock_info(info: Any) -> dict[str, str]:
     for key in LOCKINFO_FIELDS:
         value = info.get(key, "")
         out[key] = value if isinstance(value, str) else str(value)
+    if not out["Created"]:
+        # Terraform parses Created as a time when it shows a holder: never send "".
+        out["Created"] = iso(time.time()) or ""
     return out
 
 

@@ -105,6 +105,8 @@ class VersionRecord:
     lock_id: str | None
     findings: list[dict[str, Any]] = field(default_factory=list)
     restored_from: int | None = None
+    # A large state is scanned for secrets after the write commits (see the server).
+    scan_pending: bool = False
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -118,6 +120,7 @@ class VersionRecord:
             "lock_id": self.lock_id,
             "findings": list(self.findings),
             "restored_from": self.restored_from,
+            "scan": "pending" if self.scan_pending else "done",
         }
 
 

@@ -20,7 +20,12 @@ from driftsafe.store.models import Actor, VersionRecord
 _META_COLUMNS = [c for c in schema.versions.c if c.name not in ("body", "nonce", "key_id", "id")]
 
 
+PENDING = json.dumps({"pending": True})
+
+
 def version_from_row(row: Any) -> VersionRecord:
+    findings = json.loads(row.findings)
+    pending = isinstance(findings, dict)
     return VersionRecord(
         workspace=row.workspace,
         serial=int(row.serial),
@@ -32,8 +37,9 @@ def version_from_row(row: Any) -> VersionRecord:
         writer_token=row.writer_token,
         writer_who=row.writer_who,
         lock_id=row.lock_id,
-        findings=json.loads(row.findings),
+        findings=[] if pending else findings,
         restored_from=int(row.restored_from) if row.restored_from is not None else None,
+        scan_pending=pending,
     )
 
 
@@ -90,7 +96,7 @@ class VersionsMixin(LocksMixin):
         actor: Actor,
         who: str | None,
         lock_id: str | None,
-        findings: list[dict[str, Any]],
+        findings: list[dict[str, Any]] | None,
         restored_from: int | None = None,
     ) -> VersionRecord:
         record = VersionRecord(
@@ -104,8 +110,9 @@ class VersionsMixin(LocksMixin):
             writer_token=actor.token,
             writer_who=who,
             lock_id=lock_id,
-            findings=findings,
+            findings=findings or [],
             restored_from=restored_from,
+            scan_pending=findings is None,
         )
         nonce, ciphertext = self.cipher.encrypt(body, workspace)
         conn.execute(
@@ -120,7 +127,7 @@ class VersionsMixin(LocksMixin):
                 writer_token=record.writer_token,
                 writer_who=who,
                 lock_id=lock_id,
-                findings=json.dumps(findings, sort_keys=True),
+                findings=PENDING if findings is None else json.dumps(findings, sort_keys=True),
                 restored_from=restored_from,
                 key_id=self.cipher.key_id,
                 nonce=nonce,
@@ -162,11 +169,12 @@ class VersionsMixin(LocksMixin):
         actor: Actor,
         *,
         lock_id: str | None,
-        findings: list[dict[str, Any]],
+        findings: list[dict[str, Any]] | None,
     ) -> tuple[VersionRecord, bool]:
         """Store ``body`` as a new version if the writer holds the lock (fencing) and
         the serial/lineage rules allow it. Returns (version, created); a retry of the
-        exact latest body is accepted without a new version."""
+        exact latest body is accepted without a new version. ``findings`` None marks
+        the secret scan as pending (see :meth:`set_findings`)."""
         now = time.time()
         sha = hashlib.sha256(body).hexdigest()
         try:
@@ -231,7 +239,7 @@ class VersionsMixin(LocksMixin):
                         "lock_id": lock_id,
                         "sha256": sha,
                         "size": record.size,
-                        "findings": len(findings),
+                        "findings": None if findings is None else len(findings),
                     },
                     now=now,
                 )
@@ -280,7 +288,7 @@ class VersionsMixin(LocksMixin):
                     actor=actor,
                     who=None,
                     lock_id=None,
-                    findings=old.findings,
+                    findings=None if old.scan_pending else old.findings,
                     restored_from=serial,
                 )
                 self.audit_in(
@@ -298,3 +306,20 @@ class VersionsMixin(LocksMixin):
                 "restore", workspace, actor, "rejected", {"serial": serial, "reason": exc.message}
             )
             raise
+
+    def set_findings(self, workspace: str, serial: int, findings: list[dict[str, Any]]) -> None:
+        """Record the secret scan of a version written with its scan pending."""
+        v = schema.versions
+        with self.write_tx() as conn:
+            conn.execute(
+                v.update()
+                .where(v.c.workspace == workspace, v.c.serial == serial)
+                .values(findings=json.dumps(findings, sort_keys=True))
+            )
+
+    def pending_scans(self) -> list[tuple[str, int]]:
+        """Versions whose scan never finished (e.g. the server stopped first)."""
+        v = schema.versions
+        with self.read_tx() as conn:
+            rows = conn.execute(sa.select(v.c.workspace, v.c.serial).where(v.c.findings == PENDING))
+            return [(row.workspace, int(row.serial)) for row in rows]
