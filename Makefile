@@ -24,6 +24,8 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python bench/provider.py
+	$(BIN)/python bench/server.py
+	$(BIN)/python bench/drift.py
 
 clean:
 	rm -rf $(VENV) lab-run .pytest_cache

@@ -130,3 +130,18 @@ def test_tf_cli_passthrough(tmp_path: Path) -> None:
     bad = subprocess.run([str(exe), "tf", "no-such-subcommand"], capture_output=True, text=True,
                          timeout=60)
     assert bad.returncode == 1
+
+
+def test_launcher_is_the_same_whichever_python_name_runs(tmp_path: Path) -> None:
+    """`python` and `python3` of one venv must write the same launcher (lock-file checksum)."""
+    home = tmp_path / "home"
+    outs = []
+    for name in ("python", "python3"):
+        exe = Path(sys.prefix) / "bin" / name
+        if not exe.exists():
+            pytest.skip(f"{exe} missing")
+        subprocess.run([str(exe), "-c", "from pathlib import Path; "
+                        "from driftsafe.engine.cliconfig import ensure_cli_config; "
+                        f"ensure_cli_config(Path({str(home)!r}))"], check=True, timeout=60)
+        outs.append(b"".join(p.read_bytes() for p in sorted(home.rglob("terraform-provider-*"))))
+    assert outs[0] == outs[1]

@@ -31,6 +31,15 @@ def platform_dir() -> str:
     return f"{sys.platform if sys.platform != 'linux' else 'linux'}_{arch}"
 
 
+def canonical_python() -> str:
+    """One stable interpreter path per environment. The launcher's bytes are checksummed
+    into each root's lock file, so `python` and `python3` (the same venv, two names)
+    must not produce two different launchers. Symlinks are not resolved: that would
+    leave the virtual environment and lose its site-packages."""
+    candidate = Path(sys.prefix) / "bin" / "python"
+    return str(candidate) if candidate.exists() else sys.executable
+
+
 def launcher_text(python: str) -> str:
     # Terraform starts the plugin with its own environment; the launcher pins the
     # interpreter so the provider runs in driftsafe's environment, not whatever
@@ -63,7 +72,7 @@ def ensure_cli_config(home: Path, python: str | None = None) -> Path:
         / platform_dir()
         / f"terraform-provider-{PROVIDER_TYPE}_v{PROVIDER_VERSION}"
     )
-    _write_if_changed(launcher, launcher_text(python or sys.executable), 0o755)
+    _write_if_changed(launcher, launcher_text(python or canonical_python()), 0o755)
     config = home / "terraform.rc"
     text = (
         "# Written by driftsafe: the lab provider comes from a local mirror, offline.\n"
