@@ -380,7 +380,11 @@ def handover(
             from datetime import datetime
 
             locks = [
-                e for e in events if e["action"] == "lock" and e["detail"]["who"] != "bench-holder"
+                e
+                for e in events
+                if e["action"] == "lock"
+                and e["outcome"] == "ok"
+                and e["detail"]["who"] != "bench-holder"
             ]
             at = datetime.fromisoformat(locks[-1]["at"].replace("Z", "+00:00")).timestamp()
             samples.append(at - released)

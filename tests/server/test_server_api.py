@@ -103,6 +103,12 @@ def test_lock_conflict_returns_bare_holder_lockinfo(srv: Srv) -> None:
     assert other.status_code == 409 and other.json()["ID"] == "L1"
     assert a.unlock("L1").status_code == 200
     assert a.unlock("L1").status_code == 404
+    events = [(e.action, e.outcome, e.token) for e in srv.store.audit_events("app")]
+    assert events[-3:] == [
+        ("unlock", "rejected", "admin"),
+        ("lock", "held", "admin"),
+        ("lock", "ok", "writer"),
+    ]
 
 
 def test_force_unlock_needs_admin_and_is_audited(srv: Srv) -> None:

@@ -227,5 +227,7 @@ def test_handover_with_wait_is_fast(srv: Srv, engine: Engine, tmp_path: Path) ->
         assert c.request("UNLOCK", "/v1/locks/handover", json=info).status_code == 200
     result = proc.wait(60)
     assert result.returncode == 0, result.stderr
-    lock = [e for e in srv.store.audit_events("handover") if e.action == "lock"][0]
+    lock = [
+        e for e in srv.store.audit_events("handover") if e.action == "lock" and e.outcome == "ok"
+    ][0]
     assert lock.at - released_at < 0.5

@@ -75,6 +75,21 @@ class LocksMixin(StoreBase):
             self.hold_workspace(conn, workspace, now)
             holder = self._lock_row(conn, workspace)
             if holder is not None:
+                if waiter is None:  # a queued waiter re-checks often: audit only its end
+                    self.audit_in(
+                        conn,
+                        "lock",
+                        workspace,
+                        actor,
+                        "held",
+                        {
+                            "id": info["ID"],
+                            "who": info["Who"],
+                            "holder_id": holder.id,
+                            "holder_who": holder.who,
+                        },
+                        now=now,
+                    )
                 return LockResult(False, holder)
             if waiter is not None:
                 head = self._queue_head(conn, workspace, now)
