@@ -384,6 +384,10 @@ def test_large_state_is_answered_first_and_scanned_in_background(srv: Srv) -> No
     started = time.monotonic()
     assert be.post(data).status_code == 200
     answered = time.monotonic() - started
+    got = be.get()  # streamed in slices, still one Content-Length body with its MD5
+    assert got.content == data
+    assert got.headers["content-length"] == str(len(data))
+    assert got.headers["content-md5"] == md5(data)
     version = srv.store.list_versions("app")[0]
     assert version.size == len(data)
     deadline = time.monotonic() + 90

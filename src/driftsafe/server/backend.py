@@ -10,19 +10,21 @@ import dataclasses
 import hashlib
 import json
 import time
+from collections.abc import AsyncIterator
 from typing import Any
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import JSONResponse, Response, StreamingResponse
 
 from driftsafe.durations import parse_duration
 from driftsafe.errors import BadRequest, Conflict, Forbidden, PayloadTooLarge
-from driftsafe.server.context import ServerContext, read_body, workspace_name
+from driftsafe.server.context import ServerContext, read_body, release_free_memory, workspace_name
 from driftsafe.state.model import TfState, parse_state
 from driftsafe.state.secrets import scan_state
 from driftsafe.store import Actor, LockRecord
 
 LOCK_BODY_LIMIT = 64 * 1024
+STREAM_CHUNK = 1024 * 1024
 # States up to this size are scanned for secrets before the write is answered; a
 # larger one is answered first and scanned in the background (its version shows
 # "scan": "pending" meanwhile), so a huge state does not hold its writer for minutes.
@@ -52,7 +54,18 @@ async def get_state(request: Request) -> Response:
         return Response(status_code=204)
     _, body = found
     md5 = base64.b64encode(hashlib.md5(body).digest()).decode()
-    return Response(body, media_type="application/json", headers={"Content-MD5": md5})
+    if len(body) <= STREAM_CHUNK:
+        return Response(body, media_type="application/json", headers={"Content-MD5": md5})
+    # Sent in slices of one buffer: a single large write would be copied again by the
+    # HTTP framing and the socket's write buffer.
+    headers = {"Content-MD5": md5, "Content-Length": str(len(body))}
+    return StreamingResponse(_slices(body), media_type="application/json", headers=headers)
+
+
+async def _slices(body: bytes) -> AsyncIterator[bytes]:
+    view = memoryview(body)
+    for start in range(0, len(view), STREAM_CHUNK):
+        yield bytes(view[start : start + STREAM_CHUNK])
 
 
 def _check_md5(request: Request, body: bytes) -> None:
@@ -97,17 +110,24 @@ async def post_state(request: Request) -> Response:
         )
         ctx.metrics.inc("driftsafe_conflicts_total", kind="bad_request")
         raise
+    # Encrypt first and drop the plaintext: a large state is then held once, not
+    # twice, while the database copies the blob.
+    sealed = await ctx.call(ctx.store.seal, ws, body)
+    del body
     try:
         record, created = await ctx.call(
-            ctx.store.write_state, ws, body, state, actor, lock_id=lock_id, findings=findings
+            ctx.store.write_state, ws, sealed, state, actor, lock_id=lock_id, findings=findings
         )
     except Conflict:
         ctx.metrics.inc("driftsafe_conflicts_total", kind="write")
         raise
+    if len(sealed.ciphertext) > SCAN_INLINE_BYTES:
+        del sealed
+        await ctx.call(release_free_memory)
     if created:
         ctx.metrics.inc("driftsafe_state_writes_total")
         if findings is None:
-            ctx.scan_later(ws, record.serial, body)
+            ctx.scan_later(ws, record.serial)
     return JSONResponse({"serial": record.serial, "created": created}, status_code=200)
 
 

@@ -11,14 +11,14 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from multiprocessing.pool import Pool
-from typing import Any, ParamSpec, TypeVar
+from typing import ParamSpec, TypeVar
 
 import anyio.to_thread
 from starlette.requests import Request
 
 from driftsafe.errors import AuthError, BadRequest, Forbidden, PayloadTooLarge
 from driftsafe.server.metrics import Metrics
-from driftsafe.server.scanjob import scan_body
+from driftsafe.server.scanjob import scan_version
 from driftsafe.server.waits import WaitHub
 from driftsafe.settings import Settings
 from driftsafe.store import Actor, SqlStore, TokenRecord
@@ -44,32 +44,32 @@ class ServerContext:
 
     _pool: Pool | None = None
 
-    def scan_later(self, workspace: str, serial: int, body: bytes | None = None) -> None:
+    def scan_later(self, workspace: str, serial: int) -> None:
         """Scan a stored version for secrets in a worker process, off the request
-        path, and record the findings on the version. A scan cut short by shutdown
-        is redone at the next start (the version stays marked pending)."""
+        path; the worker records the findings on the version. A scan cut short by
+        shutdown is redone at the next start (the version stays marked pending)."""
+        if self._pool is None:
+            # spawn: a fork of this threaded process could inherit held locks.
+            self._pool = multiprocessing.get_context("spawn").Pool(1)
+        loop = asyncio.get_running_loop()
+        done: asyncio.Future[int] = loop.create_future()
+
+        def ok(result: int) -> None:
+            loop.call_soon_threadsafe(_settle, done, result, None)
+
+        def failed(exc: BaseException) -> None:
+            loop.call_soon_threadsafe(_settle, done, None, exc)
+
+        store = self.store
+        self._pool.apply_async(
+            scan_version,
+            (store.url, store.cipher.key, workspace, serial),
+            callback=ok,
+            error_callback=failed,
+        )
 
         async def work() -> None:
-            if body is None:
-                _, data = await self.call(self.store.get_version, workspace, serial)
-            else:
-                data = body
-            if self._pool is None:
-                # spawn: a fork of this threaded process could inherit held locks.
-                self._pool = multiprocessing.get_context("spawn").Pool(1)
-            loop = asyncio.get_running_loop()
-            done: asyncio.Future[list[dict[str, Any]]] = loop.create_future()
-
-            def ok(result: list[dict[str, Any]]) -> None:
-                loop.call_soon_threadsafe(_settle, done, result, None)
-
-            def failed(exc: BaseException) -> None:
-                loop.call_soon_threadsafe(_settle, done, None, exc)
-
-            self._pool.apply_async(scan_body, (data,), callback=ok, error_callback=failed)
-            del data
-            findings = await done
-            await self.call(self.store.set_findings, workspace, serial, findings)
+            await done
 
         task = asyncio.ensure_future(work())
         self.background.add(task)
@@ -144,11 +144,7 @@ class ServerContext:
         return token
 
 
-def _settle(
-    future: asyncio.Future[list[dict[str, Any]]],
-    result: list[dict[str, Any]] | None,
-    exc: BaseException | None,
-) -> None:
+def _settle(future: asyncio.Future[int], result: int | None, exc: BaseException | None) -> None:
     if future.done():  # cancelled by shutdown meanwhile
         return
     if exc is not None:
@@ -208,3 +204,18 @@ async def read_body(request: Request, limit: int) -> bytes:
     body = b"".join(chunks)
     chunks.clear()
     return body
+
+
+def release_free_memory() -> None:
+    """Hand memory freed after a large request back to the OS (glibc keeps it in
+    per-thread arenas otherwise, and the server's footprint would stay at its peak)."""
+    import ctypes
+    import ctypes.util
+
+    name = ctypes.util.find_library("c")
+    if name is None:
+        return
+    libc = ctypes.CDLL(name)
+    trim = getattr(libc, "malloc_trim", None)
+    if trim is not None:  # glibc only
+        trim(0)

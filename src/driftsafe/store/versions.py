@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
+from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
@@ -21,6 +22,19 @@ _META_COLUMNS = [c for c in schema.versions.c if c.name not in ("body", "nonce",
 
 
 PENDING = json.dumps({"pending": True})
+
+
+@dataclass(frozen=True)
+class Sealed:
+    """A state body already hashed and encrypted for one workspace: a caller that
+    seals first can drop the plaintext before the database insert copies the blob."""
+
+    workspace: str
+    sha256: str
+    size: int
+    key_id: str
+    nonce: bytes
+    ciphertext: bytes
 
 
 def version_from_row(row: Any) -> VersionRecord:
@@ -89,7 +103,7 @@ class VersionsMixin(LocksMixin):
         self,
         conn: Connection,
         workspace: str,
-        body: bytes,
+        sealed: Sealed,
         state: TfState,
         *,
         now: float,
@@ -103,8 +117,8 @@ class VersionsMixin(LocksMixin):
             workspace=workspace,
             serial=state.serial,
             lineage=state.lineage,
-            sha256=hashlib.sha256(body).hexdigest(),
-            size=len(body),
+            sha256=sealed.sha256,
+            size=sealed.size,
             resources=state.resource_count,
             created_at=now,
             writer_token=actor.token,
@@ -114,7 +128,6 @@ class VersionsMixin(LocksMixin):
             restored_from=restored_from,
             scan_pending=findings is None,
         )
-        nonce, ciphertext = self.cipher.encrypt(body, workspace)
         conn.execute(
             schema.versions.insert().values(
                 workspace=workspace,
@@ -129,12 +142,11 @@ class VersionsMixin(LocksMixin):
                 lock_id=lock_id,
                 findings=PENDING if findings is None else json.dumps(findings, sort_keys=True),
                 restored_from=restored_from,
-                key_id=self.cipher.key_id,
-                nonce=nonce,
-                body=ciphertext,
+                key_id=sealed.key_id,
+                nonce=sealed.nonce,
+                body=sealed.ciphertext,
             )
         )
-        del ciphertext
         conn.execute(
             schema.workspaces.update()
             .where(schema.workspaces.c.name == workspace)
@@ -161,10 +173,21 @@ class VersionsMixin(LocksMixin):
         if cutoff is not None:
             conn.execute(v.delete().where(v.c.workspace == workspace, v.c.serial < cutoff))
 
+    def seal(self, workspace: str, body: bytes) -> Sealed:
+        nonce, ciphertext = self.cipher.encrypt(body, workspace)
+        return Sealed(
+            workspace,
+            hashlib.sha256(body).hexdigest(),
+            len(body),
+            self.cipher.key_id,
+            nonce,
+            ciphertext,
+        )
+
     def write_state(
         self,
         workspace: str,
-        body: bytes,
+        body: bytes | Sealed,
         state: TfState,
         actor: Actor,
         *,
@@ -176,7 +199,11 @@ class VersionsMixin(LocksMixin):
         exact latest body is accepted without a new version. ``findings`` None marks
         the secret scan as pending (see :meth:`set_findings`)."""
         now = time.time()
-        sha = hashlib.sha256(body).hexdigest()
+        sealed = body if isinstance(body, Sealed) else self.seal(workspace, body)
+        del body
+        if sealed.workspace != workspace or sealed.key_id != self.cipher.key_id:
+            raise ValueError("sealed for another workspace or key")
+        sha = sealed.sha256
         try:
             with self.write_tx() as conn:
                 self.hold_workspace(conn, workspace, now)
@@ -219,7 +246,7 @@ class VersionsMixin(LocksMixin):
                 record = self._insert_version(
                     conn,
                     workspace,
-                    body,
+                    sealed,
                     state,
                     now=now,
                     actor=actor,
@@ -282,7 +309,7 @@ class VersionsMixin(LocksMixin):
                 record = self._insert_version(
                     conn,
                     workspace,
-                    new_body,
+                    self.seal(workspace, new_body),
                     state,
                     now=now,
                     actor=actor,
