@@ -11,6 +11,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from driftsafe.durations import parse_duration
 from driftsafe.errors import ConfigError
@@ -19,19 +20,43 @@ ENV_PREFIX = "DRIFTSAFE_"
 
 # field name -> (environment variable, description)
 SETTINGS_DOC: dict[str, tuple[str, str]] = {
-    "home": ("DRIFTSAFE_HOME", "Data directory: provider mirror, CLI config, default database, key file."),
-    "engine": ("DRIFTSAFE_ENGINE", "Terraform engine: embedded (default), terraform, tofu, or a path."),
-    "db": ("DRIFTSAFE_DB", "Store URL: sqlite:///PATH or postgresql://... (default: SQLite in home)."),
+    "home": (
+        "DRIFTSAFE_HOME",
+        "Data directory: provider mirror, CLI config, default database, key file.",
+    ),
+    "engine": (
+        "DRIFTSAFE_ENGINE",
+        "Terraform engine: embedded (default), terraform, tofu, or a path.",
+    ),
+    "db": (
+        "DRIFTSAFE_DB",
+        "Store URL: sqlite:///PATH or postgresql://... (default: SQLite in home).",
+    ),
     "server": ("DRIFTSAFE_SERVER", "Base URL of a driftsafe server, for client commands."),
     "token": ("DRIFTSAFE_TOKEN", "API token for client commands."),
     "encryption_key": ("DRIFTSAFE_ENCRYPTION_KEY", "Base64 32-byte AES key for state at rest."),
-    "encryption_key_file": ("DRIFTSAFE_ENCRYPTION_KEY_FILE", "File holding the key (created 0600 if absent)."),
-    "max_state_bytes": ("DRIFTSAFE_MAX_STATE_BYTES", "Largest state body accepted (default 64 MiB)."),
+    "encryption_key_file": (
+        "DRIFTSAFE_ENCRYPTION_KEY_FILE",
+        "File holding the key (created 0600 if absent).",
+    ),
+    "max_state_bytes": (
+        "DRIFTSAFE_MAX_STATE_BYTES",
+        "Largest state body accepted (default 64 MiB).",
+    ),
     "retention": ("DRIFTSAFE_RETENTION", "Versions kept per workspace; 0 keeps all (default)."),
-    "lock_stale_after": ("DRIFTSAFE_LOCK_STALE_AFTER", "Age after which a lock counts as stale (default 15m)."),
-    "tf_timeout": ("DRIFTSAFE_TF_TIMEOUT", "Timeout for one Terraform command run by driftsafe (default 30m)."),
+    "lock_stale_after": (
+        "DRIFTSAFE_LOCK_STALE_AFTER",
+        "Age after which a lock counts as stale (default 15m).",
+    ),
+    "tf_timeout": (
+        "DRIFTSAFE_TF_TIMEOUT",
+        "Timeout for one Terraform command run by driftsafe (default 30m).",
+    ),
     "log_level": ("DRIFTSAFE_LOG_LEVEL", "Log level: debug, info (default), warning, error."),
-    "github_api": ("DRIFTSAFE_GITHUB_API", "GitHub API base URL (GitHub Enterprise: https://HOST/api/v3)."),
+    "github_api": (
+        "DRIFTSAFE_GITHUB_API",
+        "GitHub API base URL (GitHub Enterprise: https://HOST/api/v3).",
+    ),
 }
 
 
@@ -97,7 +122,7 @@ class Settings:
             github_api=(get("github_api") or "https://api.github.com").rstrip("/"),
         )
 
-    def with_(self, **changes: object) -> Settings:
+    def with_(self, **changes: Any) -> Settings:
         """A copy with command-line overrides applied (``None`` values are ignored)."""
         return dataclasses.replace(self, **{k: v for k, v in changes.items() if v is not None})
 

@@ -127,8 +127,9 @@ def test_tf_cli_passthrough(tmp_path: Path) -> None:
     assert out.returncode == 0
     assert out.stdout.startswith("Terraform v1.15.")
     assert "embedded" in out.stdout
-    bad = subprocess.run([str(exe), "tf", "no-such-subcommand"], capture_output=True, text=True,
-                         timeout=60)
+    bad = subprocess.run(
+        [str(exe), "tf", "no-such-subcommand"], capture_output=True, text=True, timeout=60
+    )
     assert bad.returncode == 1
 
 
@@ -140,8 +141,16 @@ def test_launcher_is_the_same_whichever_python_name_runs(tmp_path: Path) -> None
         exe = Path(sys.prefix) / "bin" / name
         if not exe.exists():
             pytest.skip(f"{exe} missing")
-        subprocess.run([str(exe), "-c", "from pathlib import Path; "
-                        "from driftsafe.engine.cliconfig import ensure_cli_config; "
-                        f"ensure_cli_config(Path({str(home)!r}))"], check=True, timeout=60)
+        subprocess.run(
+            [
+                str(exe),
+                "-c",
+                "from pathlib import Path; "
+                "from driftsafe.engine.cliconfig import ensure_cli_config; "
+                f"ensure_cli_config(Path({str(home)!r}))",
+            ],
+            check=True,
+            timeout=60,
+        )
         outs.append(b"".join(p.read_bytes() for p in sorted(home.rglob("terraform-provider-*"))))
     assert outs[0] == outs[1]

@@ -17,15 +17,38 @@ from driftsafe.errors import ConfigError
 from driftsafe.lab.drill.context import MARKER, prepare_dir
 
 EXPECTED = [
-    "backend-http", "backend-settings", "apply-clean", "one-module", "noop",
-    "clash-error", "clash-holder", "clash-winner", "wait-timeout", "wait-server",
-    "crash-stale", "crash-unlock", "crash-recovered", "fencing", "fencing-nothing-lost",
-    "drift-refresh-only", "drift-report", "drift-blind-revert",
-    "resolve-codify", "resolve-revert", "resolve-clean",
-    "secret-in-file", "secret-not-in-state", "secret-scanner-can-fail",
-    "versions-one-per-write", "versions-diff",
-    "immutable-cbd", "immutable-tamper", "immutable-surface",
-    "ci-workflows", "scheduled-alert", "reflection",
+    "backend-http",
+    "backend-settings",
+    "apply-clean",
+    "one-module",
+    "noop",
+    "clash-error",
+    "clash-holder",
+    "clash-winner",
+    "wait-timeout",
+    "wait-server",
+    "crash-stale",
+    "crash-unlock",
+    "crash-recovered",
+    "fencing",
+    "fencing-nothing-lost",
+    "drift-refresh-only",
+    "drift-report",
+    "drift-blind-revert",
+    "resolve-codify",
+    "resolve-revert",
+    "resolve-clean",
+    "secret-in-file",
+    "secret-not-in-state",
+    "secret-scanner-can-fail",
+    "versions-one-per-write",
+    "versions-diff",
+    "immutable-cbd",
+    "immutable-tamper",
+    "immutable-surface",
+    "ci-workflows",
+    "scheduled-alert",
+    "reflection",
 ]
 
 
@@ -34,7 +57,11 @@ def _run(directory: Path, *extra: str) -> subprocess.CompletedProcess[str]:
     env["DRIFTSAFE_HOME"] = str(directory.parent / "home")
     return subprocess.run(
         [sys.executable, "-m", "driftsafe", "lab", "run", "--dir", str(directory), *extra],
-        capture_output=True, text=True, timeout=900, env=env, stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=900,
+        env=env,
+        stdin=subprocess.DEVNULL,
     )
 
 
@@ -45,7 +72,9 @@ def _checklist(directory: Path) -> dict[str, dict[str, Any]]:
 
 
 @pytest.fixture(scope="module")
-def drill(tmp_path_factory: pytest.TempPathFactory) -> tuple[subprocess.CompletedProcess[str], Path]:
+def drill(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> tuple[subprocess.CompletedProcess[str], Path]:
     directory = tmp_path_factory.mktemp("drill") / "run"
     return _run(directory), directory
 
@@ -101,12 +130,24 @@ def test_drill_report_renders_in_chromium(drill: tuple[Any, Path], tmp_path: Pat
 
     _proc, directory = drill
     shot = tmp_path / "drill.png"
-    argv = [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
-            "--no-first-run", "--disable-background-networking", "--disable-component-update",
-            "--disable-sync", f"--user-data-dir={tmp_path / 'profile'}", f"--screenshot={shot}",
-            "--window-size=1280,1600", (directory / "report" / "index.html").as_uri()]
-    proc = subprocess.run(argv, capture_output=True, text=True, timeout=180,
-                          env={**os.environ, "HOME": str(tmp_path)})
+    argv = [
+        chromium,
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        f"--user-data-dir={tmp_path / 'profile'}",
+        f"--screenshot={shot}",
+        "--window-size=1280,1600",
+        (directory / "report" / "index.html").as_uri(),
+    ]
+    proc = subprocess.run(
+        argv, capture_output=True, text=True, timeout=180, env={**os.environ, "HOME": str(tmp_path)}
+    )
     assert proc.returncode == 0 and shot.is_file(), proc.stderr[-2000:]
     width, height, bpp, rows = decode_png(shot.read_bytes())
     assert (width, height) == (1280, 1600)

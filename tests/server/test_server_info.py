@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import httpx
-
 from srvhelpers import Srv
 
 

@@ -42,9 +42,15 @@ def test_help_has_an_example(path: tuple[str, ...]) -> None:
 
 @pytest.mark.parametrize(
     "argv",
-    [["state", "versions"], ["lock", "status"], ["drift", "check"], ["token", "create"],
-     ["lab", "init"], ["secrets", "scan", "/nonexistent/file.tfstate"],
-     ["lab", "run", "--only", "nope"]],
+    [
+        ["state", "versions"],
+        ["lock", "status"],
+        ["drift", "check"],
+        ["token", "create"],
+        ["lab", "init"],
+        ["secrets", "scan", "/nonexistent/file.tfstate"],
+        ["lab", "run", "--only", "nope"],
+    ],
 )
 def test_bad_input_is_an_error_not_a_traceback(argv: list[str]) -> None:
     result = CliRunner().invoke(cli, argv)

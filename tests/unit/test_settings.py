@@ -40,8 +40,12 @@ def test_from_env_reads_prefix(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(
     "env",
-    [{"DRIFTSAFE_MAX_STATE_BYTES": "lots"}, {"DRIFTSAFE_RETENTION": "-1"},
-     {"DRIFTSAFE_LOCK_STALE_AFTER": "soon"}, {"DRIFTSAFE_LOG_LEVEL": "loud"}],
+    [
+        {"DRIFTSAFE_MAX_STATE_BYTES": "lots"},
+        {"DRIFTSAFE_RETENTION": "-1"},
+        {"DRIFTSAFE_LOCK_STALE_AFTER": "soon"},
+        {"DRIFTSAFE_LOG_LEVEL": "loud"},
+    ],
 )
 def test_bad_settings_are_clear_errors(env: dict[str, str]) -> None:
     with pytest.raises(ConfigError):

@@ -3,4 +3,12 @@
 from driftsafe.engine.engines import Engine, get_engine, passthrough
 from driftsafe.engine.runner import OutputLine, Process, RunResult, redact_env
 
-__all__ = ["Engine", "OutputLine", "Process", "RunResult", "get_engine", "passthrough", "redact_env"]
+__all__ = [
+    "Engine",
+    "OutputLine",
+    "Process",
+    "RunResult",
+    "get_engine",
+    "passthrough",
+    "redact_env",
+]

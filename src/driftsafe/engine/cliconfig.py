@@ -44,7 +44,7 @@ def launcher_text(python: str) -> str:
     # Terraform starts the plugin with its own environment; the launcher pins the
     # interpreter so the provider runs in driftsafe's environment, not whatever
     # `python3` is on PATH.
-    return f"#!/bin/sh\nexec {shlex.quote(python)} -m {PROVIDER_MODULE} \"$@\"\n"
+    return f'#!/bin/sh\nexec {shlex.quote(python)} -m {PROVIDER_MODULE} "$@"\n'
 
 
 def _write_if_changed(path: Path, text: str, mode: int) -> None:

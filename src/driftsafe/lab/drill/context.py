@@ -53,7 +53,9 @@ def prepare_dir(root: Path) -> bool:
                 child.unlink()
         wiped = True
     root.mkdir(parents=True, exist_ok=True)
-    (root / MARKER).write_text("This directory belongs to `driftsafe lab run`; a new run wipes it.\n")
+    (root / MARKER).write_text(
+        "This directory belongs to `driftsafe lab run`; a new run wipes it.\n"
+    )
     return wiped
 
 
@@ -149,7 +151,9 @@ class Drill:
         timeout: float = 180,
     ) -> tuple[RunResult, Transcript]:
         result = self.engine.run(
-            [*args], cwd=self.env_dir(env), env=self.tf_env(token, **dict(extra_env or {})),
+            [*args],
+            cwd=self.env_dir(env),
+            env=self.tf_env(token, **dict(extra_env or {})),
             timeout=timeout,
         )
         return result, self.ev.record(step, result, title=title)
@@ -157,7 +161,9 @@ class Drill:
     def tf_start(
         self, env: str, args: Sequence[str], *, extra_env: Mapping[str, str] | None = None
     ) -> Process:
-        return self.engine.start([*args], cwd=self.env_dir(env), env=self.tf_env(**dict(extra_env or {})))
+        return self.engine.start(
+            [*args], cwd=self.env_dir(env), env=self.tf_env(**dict(extra_env or {}))
+        )
 
     def ds(
         self,
@@ -209,9 +215,14 @@ class Drill:
         except ValueError:
             data, text = response.text, response.text
         tr = self.ev.capture(
-            step, title, argv=[method, path], cwd=self.server_url,
-            returncode=response.status_code, stdout=text + "\n",
-            started_at=started, ended_at=time.time(),
+            step,
+            title,
+            argv=[method, path],
+            cwd=self.server_url,
+            returncode=response.status_code,
+            stdout=text + "\n",
+            started_at=started,
+            ended_at=time.time(),
         )
         return ApiCall(response.status_code, data, tr)
 
@@ -225,6 +236,12 @@ class Drill:
         else:
             out, rc = f"{path}: No such file or directory\n", 1
         return self.ev.capture(
-            step, title, argv=["cat", str(path)], cwd=str(path.parent), returncode=rc,
-            stdout=out, started_at=started, ended_at=time.time(),
+            step,
+            title,
+            argv=["cat", str(path)],
+            cwd=str(path.parent),
+            returncode=rc,
+            stdout=out,
+            started_at=started,
+            ended_at=time.time(),
         )

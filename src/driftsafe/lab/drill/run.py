@@ -75,11 +75,14 @@ def run_drill(
     started = time.time()
     # The drill's own home keeps its provider mirror and CLI config apart from the user's.
     engine = get_engine(settings.with_(home=root / "home"), engine_spec)
-    ev = Evidence(root / "report", title="driftsafe lab drill",
-                  subtitle=f"engine: {engine.describe()}; directory: {root}",
-                  progress=say, total_steps=len(selected))
-    drill = Drill(root=root, ev=ev, engine=engine, settings=settings,
-                  lock_disabled=disable_locking)
+    ev = Evidence(
+        root / "report",
+        title="driftsafe lab drill",
+        subtitle=f"engine: {engine.describe()}; directory: {root}",
+        progress=say,
+        total_steps=len(selected),
+    )
+    drill = Drill(root=root, ev=ev, engine=engine, settings=settings, lock_disabled=disable_locking)
     ev.redact(drill.secret)
     try:
         _setup(drill, say)
@@ -95,8 +98,14 @@ def run_drill(
         _stop_server(drill)
     paths = ev.finish()
     checks = ev.checklist()
-    return DrillOutcome(paths, ev.all_passed, sum(c.passed for c in checks), len(checks),
-                        time.time() - started, wiped)
+    return DrillOutcome(
+        paths,
+        ev.all_passed,
+        sum(c.passed for c in checks),
+        len(checks),
+        time.time() - started,
+        wiped,
+    )
 
 
 def _select(only: Sequence[str] | None) -> list[str]:
@@ -104,8 +113,9 @@ def _select(only: Sequence[str] | None) -> list[str]:
         return list(STEP_NAMES)
     unknown = [n for n in only if n not in STEP_NAMES]
     if unknown:
-        raise ConfigError(f"unknown drill step(s) {', '.join(unknown)}; "
-                          f"steps: {', '.join(STEP_NAMES)}")
+        raise ConfigError(
+            f"unknown drill step(s) {', '.join(unknown)}; steps: {', '.join(STEP_NAMES)}"
+        )
     return [n for n in STEP_NAMES if n in only or n in REQUIRED]
 
 
@@ -117,8 +127,23 @@ def _setup(d: Drill, say: Callable[[str], None]) -> None:
     (d.root / "server").mkdir()
     tokens = {}
     for name, scope in (("drill-admin", "admin"), ("drill-ci", "write")):
-        r, _t = d.ds(s, ["token", "create", name, "--scope", scope, "--workspace", "lab/*",
-                         "--json", "--db", d.db_url], f"create the {scope} token", cwd=d.root)
+        r, _t = d.ds(
+            s,
+            [
+                "token",
+                "create",
+                name,
+                "--scope",
+                scope,
+                "--workspace",
+                "lab/*",
+                "--json",
+                "--db",
+                d.db_url,
+            ],
+            f"create the {scope} token",
+            cwd=d.root,
+        )
         if r.returncode != 0:
             raise DrillError(f"could not create the {scope} token: {r.stderr.strip()}")
         import json
@@ -130,8 +155,12 @@ def _setup(d: Drill, say: Callable[[str], None]) -> None:
     env.update(d.ds_env())
     env.pop("DRIFTSAFE_SERVER", None)
     env.pop("DRIFTSAFE_TOKEN", None)
-    d.server = Process([sys.executable, "-m", "driftsafe", "serve", "--db", d.db_url, "--port", "0"],
-                       cwd=d.root, env=env, shown_env={"DRIFTSAFE_HOME": str(d.root / "server")})
+    d.server = Process(
+        [sys.executable, "-m", "driftsafe", "serve", "--db", d.db_url, "--port", "0"],
+        cwd=d.root,
+        env=env,
+        shown_env={"DRIFTSAFE_HOME": str(d.root / "server")},
+    )
     if not d.server.wait_for_output(r"listening on https?://", timeout=60):
         result = d.server.wait(timeout=10)
         d.ev.record(s, result, title="driftsafe serve (failed to start)")
@@ -140,8 +169,12 @@ def _setup(d: Drill, say: Callable[[str], None]) -> None:
     match = re.search(r"listening on (\S+)", line)
     assert match is not None
     d.server_url = match.group(1).rstrip("/")
-    r, _t = d.ds(s, ["lab", "init", "stack", "--server", d.server_url, "--name", "lab"],
-                 "driftsafe lab init --server", cwd=d.root)
+    r, _t = d.ds(
+        s,
+        ["lab", "init", "stack", "--server", d.server_url, "--name", "lab"],
+        "driftsafe lab init --server",
+        cwd=d.root,
+    )
     if r.returncode != 0:
         raise DrillError("driftsafe lab init failed")
     if d.lock_disabled:
@@ -149,9 +182,13 @@ def _setup(d: Drill, say: Callable[[str], None]) -> None:
         # no locking at all. The report must then show ✗ on the lock clash.
         for env_name in ("staging", "prod"):
             backend = d.env_dir(env_name) / "backend.tf"
-            backend.write_text("".join(
-                line for line in backend.read_text().splitlines(keepends=True)
-                if not re.search(r"^\s*(lock|unlock)_(address|method)\s*=", line)))
+            backend.write_text(
+                "".join(
+                    line
+                    for line in backend.read_text().splitlines(keepends=True)
+                    if not re.search(r"^\s*(lock|unlock)_(address|method)\s*=", line)
+                )
+            )
 
 
 def _stop_server(d: Drill) -> None:
@@ -165,5 +202,7 @@ def _stop_server(d: Drill) -> None:
 
 def summary_line(outcome: DrillOutcome) -> str:
     verdict = "all checks passed" if outcome.passed else "SOME CHECKS FAILED"
-    return (f"{outcome.checks_passed}/{outcome.checks_total} checks passed in "
-            f"{format_duration(outcome.wall_seconds)}: {verdict}")
+    return (
+        f"{outcome.checks_passed}/{outcome.checks_total} checks passed in "
+        f"{format_duration(outcome.wall_seconds)}: {verdict}"
+    )

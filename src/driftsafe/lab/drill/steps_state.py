@@ -28,8 +28,12 @@ def _slow_env(seconds: int, trigger: str) -> dict[str, str]:
 
 
 def _audit(d: Drill, env: str) -> list[dict[str, Any]]:
-    call = d.api("waiting", "GET", f"/api/v1/audit?workspace={d.workspace(env)}&limit=200",
-                 "Audit log of staging (lock and unlock times)")
+    call = d.api(
+        "waiting",
+        "GET",
+        f"/api/v1/audit?workspace={d.workspace(env)}&limit=200",
+        "Audit log of staging (lock and unlock times)",
+    )
     events = call.body.get("events", []) if isinstance(call.body, dict) else []
     return list(events)
 
@@ -37,23 +41,36 @@ def _audit(d: Drill, env: str) -> list[dict[str, Any]]:
 def step_backend(d: Drill) -> None:
     s = "backend"  # started by the drill's setup, which the step's evidence includes
     backend = (d.env_dir("staging") / "backend.tf").read_text()
-    art = d.ev.artifact(s, "envs/staging/backend.tf (credentials come from the environment)",
-                        backend, kind="hcl")
+    art = d.ev.artifact(
+        s, "envs/staging/backend.tf (credentials come from the environment)", backend, kind="hcl"
+    )
     info = d.api(s, "GET", "/api/v1/server", "Server settings")
     health = d.api(s, "GET", "/healthz", "Health check")
     body = info.body if isinstance(info.body, dict) else {}
-    d.ev.check("backend-http", s, "The stack's state lives on the driftsafe server (http backend "
-               "with lock and unlock addresses)",
-               'backend "http"' in backend and "lock_address" in backend
-               and d.server_url in backend and d.admin_token not in backend,
-               evidence=[art])
-    d.ev.check("backend-settings", s, "The server keeps every version, locks with fencing and "
-               "encrypts state at rest (its own settings)",
-               info.status == 200 and body.get("versioning") == "every write"
-               and bool(body.get("locking")) and bool(body.get("fencing"))
-               and str(body.get("encryption", "")).startswith("AES")
-               and health.status == 200,
-               evidence=[info.transcript, health.transcript])
+    d.ev.check(
+        "backend-http",
+        s,
+        "The stack's state lives on the driftsafe server (http backend "
+        "with lock and unlock addresses)",
+        'backend "http"' in backend
+        and "lock_address" in backend
+        and d.server_url in backend
+        and d.admin_token not in backend,
+        evidence=[art],
+    )
+    d.ev.check(
+        "backend-settings",
+        s,
+        "The server keeps every version, locks with fencing and "
+        "encrypts state at rest (its own settings)",
+        info.status == 200
+        and body.get("versioning") == "every write"
+        and bool(body.get("locking"))
+        and bool(body.get("fencing"))
+        and str(body.get("encryption", "")).startswith("AES")
+        and health.status == 200,
+        evidence=[info.transcript, health.transcript],
+    )
 
 
 def step_apply(d: Drill) -> None:
@@ -74,16 +91,28 @@ def step_apply(d: Drill) -> None:
             outputs[env] = {}
         trs.append((o, ot))
     module_src = {env: (d.env_dir(env) / "main.tf").read_text() for env in ("staging", "prod")}
-    d.ev.check("apply-clean", s, "staging and prod apply cleanly",
-               all(r.returncode == 0 and "Apply complete!" in r.stdout for r, t in trs[::2]),
-               evidence=[t for _, t in trs[::2]])
-    differ = [k for k in outputs.get("staging", {})
-              if outputs["staging"].get(k) != outputs.get("prod", {}).get(k)]
-    d.ev.check("one-module", s, "One module source, two environments whose outputs differ",
-               'source = "../../modules/app"' in module_src["staging"]
-               and module_src["staging"] == module_src["prod"] and len(differ) >= 2,
-               evidence=[t for _, t in trs[1::2]],
-               detail="outputs that differ: " + ", ".join(sorted(differ)))
+    d.ev.check(
+        "apply-clean",
+        s,
+        "staging and prod apply cleanly",
+        all(r.returncode == 0 and "Apply complete!" in r.stdout for r, t in trs[::2]),
+        evidence=[t for _, t in trs[::2]],
+    )
+    differ = [
+        k
+        for k in outputs.get("staging", {})
+        if outputs["staging"].get(k) != outputs.get("prod", {}).get(k)
+    ]
+    d.ev.check(
+        "one-module",
+        s,
+        "One module source, two environments whose outputs differ",
+        'source = "../../modules/app"' in module_src["staging"]
+        and module_src["staging"] == module_src["prod"]
+        and len(differ) >= 2,
+        evidence=[t for _, t in trs[1::2]],
+        detail="outputs that differ: " + ", ".join(sorted(differ)),
+    )
     d.figures["outputs"] = outputs
 
 
@@ -91,25 +120,41 @@ def step_noop(d: Drill) -> None:
     s = "noop"
     d.ev.step(s, "Second apply is a no-op")
     r, t = d.tf(s, "staging", ["apply", "-auto-approve", "-no-color"], "staging: apply again")
-    d.ev.check("noop", s, "A second apply prints `No changes.`",
-               r.returncode == 0 and "No changes." in r.stdout, evidence=[t])
+    d.ev.check(
+        "noop",
+        s,
+        "A second apply prints `No changes.`",
+        r.returncode == 0 and "No changes." in r.stdout,
+        evidence=[t],
+    )
 
 
-def _holder_and_loser(d: Drill, s: str, trigger: str, loser_args: list[str],
-                      loser_env: dict[str, str] | None = None, hold: int = 6,
-                      loser_root: str = "staging",
-                      ) -> tuple[RunResult, RunResult, dict[str, Any]]:
+def _holder_and_loser(
+    d: Drill,
+    s: str,
+    trigger: str,
+    loser_args: list[str],
+    loser_env: dict[str, str] | None = None,
+    hold: int = 6,
+    loser_root: str = "staging",
+) -> tuple[RunResult, RunResult, dict[str, Any]]:
     """Start a slow apply (the holder); once it holds the lock, run the second command."""
-    holder = d.tf_start("staging", ["apply", "-auto-approve", "-no-color"],
-                        extra_env=_slow_env(hold, trigger))
+    holder = d.tf_start(
+        "staging", ["apply", "-auto-approve", "-no-color"], extra_env=_slow_env(hold, trigger)
+    )
     if not holder.wait_for_output(SLOW_CREATING, timeout=90):
         result = holder.wait(timeout=60)
         d.ev.record(s, result, title="holder apply (never reached the slow resource)")
         raise DrillError("the holder apply never reached the slow resource")
-    status = d.api(s, "GET", f"/api/v1/workspaces/{d.workspace('staging')}/lock",
-                   "Lock entry on the server while the holder applies")
-    loser = d.engine.run(loser_args, cwd=d.env_dir(loser_root),
-                         env=d.tf_env(**(loser_env or {})), timeout=180)
+    status = d.api(
+        s,
+        "GET",
+        f"/api/v1/workspaces/{d.workspace('staging')}/lock",
+        "Lock entry on the server while the holder applies",
+    )
+    loser = d.engine.run(
+        loser_args, cwd=d.env_dir(loser_root), env=d.tf_env(**(loser_env or {})), timeout=180
+    )
     held = holder.wait(timeout=180)
     return held, loser, {"lock": status}
 
@@ -117,21 +162,36 @@ def _holder_and_loser(d: Drill, s: str, trigger: str, loser_args: list[str],
 def step_lock_clash(d: Drill) -> None:
     s = "lock-clash"
     d.ev.step(s, "Lock clash: two overlapping applies")
-    held, loser, extra = _holder_and_loser(
-        d, s, "clash", ["apply", "-auto-approve", "-no-color"])
+    held, loser, extra = _holder_and_loser(d, s, "clash", ["apply", "-auto-approve", "-no-color"])
     t_h = d.ev.record(s, held, title="apply A (holds the lock, slow rollout)")
     t_l = d.ev.record(s, loser, title="apply B (started while A holds the lock)")
     lock = extra["lock"]
     body = lock.body if isinstance(lock.body, dict) else {}
     entry = body.get("lock") or {}
-    d.ev.check("clash-error", s, "The second apply fails with `Error acquiring the state lock`",
-               loser.returncode != 0 and LOCK_ERROR in loser.stderr, evidence=[t_l])
-    d.ev.check("clash-holder", s, "The error names the holder (Who, Operation, ID)",
-               "Who:" in loser.stderr and "Operation:" in loser.stderr
-               and bool(entry.get("id")) and str(entry.get("id")) in loser.stderr,
-               evidence=[t_l, lock.transcript])
-    d.ev.check("clash-winner", s, "The holder's apply completes unharmed",
-               held.returncode == 0 and "Apply complete!" in held.stdout, evidence=[t_h])
+    d.ev.check(
+        "clash-error",
+        s,
+        "The second apply fails with `Error acquiring the state lock`",
+        loser.returncode != 0 and LOCK_ERROR in loser.stderr,
+        evidence=[t_l],
+    )
+    d.ev.check(
+        "clash-holder",
+        s,
+        "The error names the holder (Who, Operation, ID)",
+        "Who:" in loser.stderr
+        and "Operation:" in loser.stderr
+        and bool(entry.get("id"))
+        and str(entry.get("id")) in loser.stderr,
+        evidence=[t_l, lock.transcript],
+    )
+    d.ev.check(
+        "clash-winner",
+        s,
+        "The holder's apply completes unharmed",
+        held.returncode == 0 and "Apply complete!" in held.stdout,
+        evidence=[t_h],
+    )
     d.figures["clash"] = {"holder": held, "loser": loser}
 
 
@@ -140,20 +200,33 @@ def step_waiting(d: Drill) -> None:
     d.ev.step(s, "Waiting instead of failing: -lock-timeout and the server's ?wait=")
     # 1. Terraform's own retry loop.
     held, waiter, lock = _holder_and_loser(
-        d, s, "wait-1", ["apply", "-auto-approve", "-no-color", "-lock-timeout=60s"],
-        loser_env={"TF_VAR_rollout_trigger": "wait-1"})
+        d,
+        s,
+        "wait-1",
+        ["apply", "-auto-approve", "-no-color", "-lock-timeout=60s"],
+        loser_env={"TF_VAR_rollout_trigger": "wait-1"},
+    )
     t_h = d.ev.record(s, held, title="apply A (holds the lock)")
     t_w = d.ev.record(s, waiter, title="apply B with -lock-timeout=60s (waits)")
-    d.ev.check("wait-timeout", s, "An overlapping apply with `-lock-timeout` waits and succeeds",
-               held.returncode == 0 and waiter.returncode == 0
-               and "Apply complete!" in waiter.stdout, evidence=[t_h, t_w])
+    d.ev.check(
+        "wait-timeout",
+        s,
+        "An overlapping apply with `-lock-timeout` waits and succeeds",
+        held.returncode == 0 and waiter.returncode == 0 and "Apply complete!" in waiter.stdout,
+        evidence=[t_h, t_w],
+    )
     # 2. The server holds the LOCK request open until the lock frees. A second working
     # directory for the same state asks for that with `?wait=` in its lock address (the
     # backend block wins over TF_HTTP_LOCK_ADDRESS, so it goes into the block).
     waiter_dir = _waiting_checkout(d, s)
     held2, waiter2, lock2 = _holder_and_loser(
-        d, s, "wait-2", ["apply", "-auto-approve", "-no-color"],
-        loser_env={"TF_VAR_rollout_trigger": "wait-2"}, loser_root=waiter_dir)
+        d,
+        s,
+        "wait-2",
+        ["apply", "-auto-approve", "-no-color"],
+        loser_env={"TF_VAR_rollout_trigger": "wait-2"},
+        loser_root=waiter_dir,
+    )
     # The extra checkout has served its purpose; it must not look like a third env.
     import shutil
 
@@ -165,25 +238,36 @@ def step_waiting(d: Drill) -> None:
     id_c = ((lock2["lock"].body or {}).get("lock") or {}).get("id")
 
     def handover(holder_id: str | None) -> tuple[float, float] | None:
-        released = [e for e in events if e.get("action") == "unlock"
-                    and (e.get("detail") or {}).get("id") == holder_id]
+        released = [
+            e
+            for e in events
+            if e.get("action") == "unlock" and (e.get("detail") or {}).get("id") == holder_id
+        ]
         if not released:
             return None
         t_rel = _iso(released[0]["at"])
-        after = sorted(_iso(e["at"]) for e in events
-                       if e.get("action") == "lock" and e.get("outcome") == "ok"
-                       and _iso(e["at"]) >= t_rel)
+        after = sorted(
+            _iso(e["at"])
+            for e in events
+            if e.get("action") == "lock" and e.get("outcome") == "ok" and _iso(e["at"]) >= t_rel
+        )
         return (t_rel, after[0]) if after else None
 
     h1, h2 = handover(id_a), handover(id_c)
-    d.figures["handover"] = {"lock_timeout": h1[1] - h1[0] if h1 else None,
-                             "server_wait": h2[1] - h2[0] if h2 else None}
+    d.figures["handover"] = {
+        "lock_timeout": h1[1] - h1[0] if h1 else None,
+        "server_wait": h2[1] - h2[0] if h2 else None,
+    }
     audit_tr = d.ev.transcripts[-1]
     ok2 = held2.returncode == 0 and waiter2.returncode == 0 and h2 is not None
-    d.ev.check("wait-server", s, "With `?wait=` the server hands the lock over in under a second",
-               ok2 and h2 is not None and (h2[1] - h2[0]) < 1.0,
-               evidence=[t_h2, t_w2, audit_tr],
-               detail=_handover_text(d.figures["handover"]))
+    d.ev.check(
+        "wait-server",
+        s,
+        "With `?wait=` the server hands the lock over in under a second",
+        ok2 and h2 is not None and (h2[1] - h2[0]) < 1.0,
+        evidence=[t_h2, t_w2, audit_tr],
+        detail=_handover_text(d.figures["handover"]),
+    )
     spans: list[Span] = []
     spans += run_spans("A (holder)", held, kind="held")
     spans += run_spans("B -lock-timeout", waiter, acquired_at=h1[1] if h1 else None)
@@ -191,20 +275,28 @@ def step_waiting(d: Drill) -> None:
     spans += run_spans("D ?wait=60s", waiter2, acquired_at=h2[1] if h2 else None)
     clash = d.figures.get("clash")
     if clash:
-        spans = run_spans("clash: A", clash["holder"]) + run_spans(
-            "clash: B", clash["loser"], kind="failed") + spans
+        spans = (
+            run_spans("clash: A", clash["holder"])
+            + run_spans("clash: B", clash["loser"], kind="failed")
+            + spans
+        )
     marks = [Mark(h[0], "released") for h in (h1, h2) if h]
     svg = timeline_svg(spans, title="Who held the staging lock, and who waited", marks=marks)
-    d.ev.artifact(s, "Lock timeline (from the captured runs and the server's audit log)",
-                  svg, kind="svg")
+    d.ev.artifact(
+        s, "Lock timeline (from the captured runs and the server's audit log)", svg, kind="svg"
+    )
     d.ev.narrative(s, _handover_text(d.figures["handover"]))
     _settle(d, s)
 
 
 def _settle(d: Drill, s: str) -> None:
     """Apply the configuration as written (no slow rollout): later steps start clean."""
-    r, _t = d.tf(s, "staging", ["apply", "-auto-approve", "-no-color"],
-                 "settle: apply the configuration as written")
+    r, _t = d.tf(
+        s,
+        "staging",
+        ["apply", "-auto-approve", "-no-color"],
+        "settle: apply the configuration as written",
+    )
     if r.returncode != 0:
         raise DrillError("the settling apply failed")
 
@@ -220,8 +312,9 @@ def _waiting_checkout(d: Drill, s: str) -> str:
     lock_url = f"{d.server_url}/v1/locks/{d.workspace('staging')}"
     text = backend.read_text().replace(f'"{lock_url}"', f'"{lock_url}?wait=60s"', 1)
     backend.write_text(text)
-    d.ev.artifact(s, "envs/staging-wait/backend.tf (same state, server-side wait)", text,
-                  kind="hcl")
+    d.ev.artifact(
+        s, "envs/staging-wait/backend.tf (same state, server-side wait)", text, kind="hcl"
+    )
     r, _t = d.tf(s, name, ["init", "-no-color", "-input=false"], "init the waiting checkout")
     if r.returncode != 0:
         raise DrillError("terraform init failed in envs/staging-wait")
@@ -232,9 +325,11 @@ def _handover_text(h: dict[str, float | None]) -> str:
     def fmt(v: float | None) -> str:
         return "not measured" if v is None else f"{v * 1000:.0f} ms"
 
-    return (f"Hand-over after release: Terraform's `-lock-timeout` retry loop took "
-            f"{fmt(h.get('lock_timeout'))}; the server-side `?wait=` took "
-            f"{fmt(h.get('server_wait'))}.")
+    return (
+        f"Hand-over after release: Terraform's `-lock-timeout` retry loop took "
+        f"{fmt(h.get('lock_timeout'))}; the server-side `?wait=` took "
+        f"{fmt(h.get('server_wait'))}."
+    )
 
 
 def _pid_alive(pid: int) -> bool:
@@ -251,8 +346,9 @@ def step_crash(d: Drill) -> None:
     s = "crash"
     d.ev.step(s, "A crashed run: stale lock, safe recovery, and fencing")
     ws = d.workspace("staging")
-    victim = d.tf_start("staging", ["apply", "-auto-approve", "-no-color"],
-                        extra_env=_slow_env(60, "crash"))
+    victim = d.tf_start(
+        "staging", ["apply", "-auto-approve", "-no-color"], extra_env=_slow_env(60, "crash")
+    )
     if not victim.wait_for_output(SLOW_CREATING, timeout=90):
         d.ev.record(s, victim.wait(timeout=60), title="apply (never reached the slow resource)")
         raise DrillError("the apply to crash never reached the slow resource")
@@ -261,43 +357,91 @@ def step_crash(d: Drill) -> None:
     crashed = victim.wait(timeout=30)
     t_crash = d.ev.record(s, crashed, title="apply SIGKILLed mid-flight (in the slow resource)")
     time.sleep(1.2)
-    st, t_st = d.ds(s, ["lock", "status", ws, "--max-age", "1s", "--json"],
-                    "driftsafe lock status: the lock left behind")
+    st, t_st = d.ds(
+        s,
+        ["lock", "status", ws, "--max-age", "1s", "--json"],
+        "driftsafe lock status: the lock left behind",
+    )
     try:
         lock = json.loads(st.stdout).get("lock") or {}
     except ValueError:
         lock = {}
     alive = _pid_alive(crashed_pid := victim.pid)
-    t_dead = d.ev.capture(s, "Is the holder still running?", argv=["kill", "-0", str(crashed_pid)],
-                          cwd=str(d.env_dir("staging")), returncode=0 if alive else 1,
-                          stdout="" if not alive else "alive\n",
-                          stderr=f"kill: ({crashed_pid}) - No such process\n" if not alive else "",
-                          started_at=time.time(), ended_at=time.time())
-    d.ev.check("crash-stale", s, "The killed apply left a lock that `lock status` shows stale, "
-               "with its holder and age",
-               crashed.signal == signal.SIGKILL and bool(lock.get("id")) and bool(lock.get("stale"))
-               and not alive, evidence=[t_crash, t_st, t_dead])
+    t_dead = d.ev.capture(
+        s,
+        "Is the holder still running?",
+        argv=["kill", "-0", str(crashed_pid)],
+        cwd=str(d.env_dir("staging")),
+        returncode=0 if alive else 1,
+        stdout="" if not alive else "alive\n",
+        stderr=f"kill: ({crashed_pid}) - No such process\n" if not alive else "",
+        started_at=time.time(),
+        ended_at=time.time(),
+    )
+    d.ev.check(
+        "crash-stale",
+        s,
+        "The killed apply left a lock that `lock status` shows stale, with its holder and age",
+        crashed.signal == signal.SIGKILL
+        and bool(lock.get("id"))
+        and bool(lock.get("stale"))
+        and not alive,
+        evidence=[t_crash, t_st, t_dead],
+    )
     lock_id = str(lock.get("id", ""))
-    denied, t_denied = d.tf(s, "staging", ["force-unlock", "-force", lock_id],
-                            "force-unlock with a write token (refused)")
-    ok, t_ok = d.tf(s, "staging", ["force-unlock", "-force", lock_id],
-                    "force-unlock with the admin token", token=d.admin_token)
-    d.ev.check("crash-unlock", s, "force-unlock is refused to a write token and works with the "
-               "admin token, after confirming the holder is dead",
-               denied.returncode != 0 and ok.returncode == 0
-               and "successfully unlocked" in ok.stdout, evidence=[t_denied, t_ok])
-    plan, t_plan = d.tf(s, "staging", ["plan", "-no-color", "-detailed-exitcode"],
-                        "re-plan after recovery: what the crashed apply left undone",
-                        extra_env=_slow_env(0, "crash"))
-    fin, t_fin = d.tf(s, "staging", ["apply", "-auto-approve", "-no-color"],
-                      "finish the interrupted change", extra_env=_slow_env(0, "crash"))
-    after, t_after = d.tf(s, "staging", ["plan", "-refresh-only", "-no-color", "-detailed-exitcode"],
-                          "state and reality agree after recovery",
-                          extra_env=_slow_env(0, "crash"))
-    d.ev.check("crash-recovered", s, "After recovery a re-plan shows the unfinished change, "
-               "apply finishes it, and state matches reality",
-               plan.returncode == 2 and fin.returncode == 0 and after.returncode == 0
-               and "No changes." in after.stdout, evidence=[t_plan, t_fin, t_after])
+    denied, t_denied = d.tf(
+        s,
+        "staging",
+        ["force-unlock", "-force", lock_id],
+        "force-unlock with a write token (refused)",
+    )
+    ok, t_ok = d.tf(
+        s,
+        "staging",
+        ["force-unlock", "-force", lock_id],
+        "force-unlock with the admin token",
+        token=d.admin_token,
+    )
+    d.ev.check(
+        "crash-unlock",
+        s,
+        "force-unlock is refused to a write token and works with the "
+        "admin token, after confirming the holder is dead",
+        denied.returncode != 0 and ok.returncode == 0 and "successfully unlocked" in ok.stdout,
+        evidence=[t_denied, t_ok],
+    )
+    plan, t_plan = d.tf(
+        s,
+        "staging",
+        ["plan", "-no-color", "-detailed-exitcode"],
+        "re-plan after recovery: what the crashed apply left undone",
+        extra_env=_slow_env(0, "crash"),
+    )
+    fin, t_fin = d.tf(
+        s,
+        "staging",
+        ["apply", "-auto-approve", "-no-color"],
+        "finish the interrupted change",
+        extra_env=_slow_env(0, "crash"),
+    )
+    after, t_after = d.tf(
+        s,
+        "staging",
+        ["plan", "-refresh-only", "-no-color", "-detailed-exitcode"],
+        "state and reality agree after recovery",
+        extra_env=_slow_env(0, "crash"),
+    )
+    d.ev.check(
+        "crash-recovered",
+        s,
+        "After recovery a re-plan shows the unfinished change, "
+        "apply finishes it, and state matches reality",
+        plan.returncode == 2
+        and fin.returncode == 0
+        and after.returncode == 0
+        and "No changes." in after.stdout,
+        evidence=[t_plan, t_fin, t_after],
+    )
     d.figures["crash"] = {"killed_at": killed_at, "lock_id": lock_id}
     _fencing(d, s)
 
@@ -305,19 +449,27 @@ def step_crash(d: Drill) -> None:
 def _fencing(d: Drill, s: str) -> None:
     ws = d.workspace("staging")
     before = d.api(s, "GET", f"/api/v1/workspaces/{ws}/versions", "Versions before fencing")
-    paused = d.tf_start("staging", ["apply", "-auto-approve", "-no-color"],
-                        extra_env=_slow_env(4, "fence-a"))
+    paused = d.tf_start(
+        "staging", ["apply", "-auto-approve", "-no-color"], extra_env=_slow_env(4, "fence-a")
+    )
     if not paused.wait_for_output(SLOW_CREATING, timeout=90):
         d.ev.record(s, paused.wait(timeout=60), title="apply (never reached the slow resource)")
         raise DrillError("the apply to pause never reached the slow resource")
     paused.send_signal(signal.SIGSTOP)
     try:
         time.sleep(1.2)
-        br, t_br = d.ds(s, ["lock", "unlock", ws, "--if-stale", "--max-age", "1s"],
-                        "admin breaks the paused holder's lock (older than 1s)")
-        newer, t_newer = d.tf(s, "staging", ["apply", "-auto-approve", "-no-color"],
-                              "another apply takes the lock and writes a newer state",
-                              extra_env=_slow_env(0, "fence-b"))
+        br, t_br = d.ds(
+            s,
+            ["lock", "unlock", ws, "--if-stale", "--max-age", "1s"],
+            "admin breaks the paused holder's lock (older than 1s)",
+        )
+        newer, t_newer = d.tf(
+            s,
+            "staging",
+            ["apply", "-auto-approve", "-no-color"],
+            "another apply takes the lock and writes a newer state",
+            extra_env=_slow_env(0, "fence-b"),
+        )
     finally:
         paused.send_signal(signal.SIGCONT)
     resumed = paused.wait(timeout=120)
@@ -327,19 +479,39 @@ def _fencing(d: Drill, s: str) -> None:
     audit = d.api(s, "GET", f"/api/v1/audit?workspace={ws}&limit=20", "Audit: the rejected write")
     latest = ((after.body or {}).get("versions") or [{}])[0]
     prev_latest = ((before.body or {}).get("versions") or [{}])[0]
-    rejected = [e for e in (audit.body or {}).get("events", [])
-                if e.get("outcome") == "rejected" and "write" in str(e.get("action"))]
-    d.ev.check("fencing", s, "The resumed stale holder is fenced: its write gets 409, Terraform "
-               "keeps it in errored.tfstate, and the newer state survives",
-               br.returncode == 0 and newer.returncode == 0 and resumed.returncode != 0
-               and "409" in resumed.stderr and errored.is_file()
-               and latest.get("serial", 0) > prev_latest.get("serial", 0) and bool(rejected),
-               evidence=[t_br, t_newer, t_res, after.transcript, audit.transcript])
+    rejected = [
+        e
+        for e in (audit.body or {}).get("events", [])
+        if e.get("outcome") == "rejected" and "write" in str(e.get("action"))
+    ]
+    d.ev.check(
+        "fencing",
+        s,
+        "The resumed stale holder is fenced: its write gets 409, Terraform "
+        "keeps it in errored.tfstate, and the newer state survives",
+        br.returncode == 0
+        and newer.returncode == 0
+        and resumed.returncode != 0
+        and "409" in resumed.stderr
+        and errored.is_file()
+        and latest.get("serial", 0) > prev_latest.get("serial", 0)
+        and bool(rejected),
+        evidence=[t_br, t_newer, t_res, after.transcript, audit.transcript],
+    )
     if errored.is_file():
         # Kept as evidence of what the fenced run would have written, then moved aside so
         # later steps start from the server's state.
         errored.rename(d.root / "fenced-errored.tfstate")
-    plan, t_plan = d.tf(s, "staging", ["apply", "-auto-approve", "-no-color"],
-                        "reconcile: apply the configuration again from the server's state")
-    d.ev.check("fencing-nothing-lost", s, "Nothing is lost: re-applying from the server's state "
-               "converges", plan.returncode == 0, evidence=[t_plan])
+    plan, t_plan = d.tf(
+        s,
+        "staging",
+        ["apply", "-auto-approve", "-no-color"],
+        "reconcile: apply the configuration again from the server's state",
+    )
+    d.ev.check(
+        "fencing-nothing-lost",
+        s,
+        "Nothing is lost: re-applying from the server's state converges",
+        plan.returncode == 0,
+        evidence=[t_plan],
+    )
