@@ -64,7 +64,7 @@ async def server_info(request: Request) -> Response:
     settings = ctx.settings
     store = ctx.store
     body: dict[str, Any] = {
-        "database": store.engine.dialect.name,
+        "database": store.database,
         "versioning": "every write",
         "retention": (
             "keep all versions"

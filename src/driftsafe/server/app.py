@@ -21,7 +21,7 @@ from driftsafe.errors import DriftsafeError, StoreError
 from driftsafe.server import api, backend
 from driftsafe.server.context import ServerContext
 from driftsafe.settings import Settings
-from driftsafe.store import SqlStore
+from driftsafe.store import Store
 
 log = logging.getLogger("driftsafe.server")
 
@@ -34,9 +34,7 @@ async def healthz(request: Request) -> Response:
         await ctx.call(ctx.store.ping)
     except StoreError as exc:
         return JSONResponse({"status": "unavailable", "error": exc.message}, status_code=503)
-    return JSONResponse(
-        {"status": "ok", "version": __version__, "database": ctx.store.engine.dialect.name}
-    )
+    return JSONResponse({"status": "ok", "version": __version__, "database": ctx.store.database})
 
 
 async def metrics(request: Request) -> Response:
@@ -137,7 +135,7 @@ def _route_label(path: str) -> str:
     return path if path in ("/healthz", "/metrics", "/api/v1/workspaces") else "other"
 
 
-def create_app(settings: Settings, store: SqlStore, *, insecure_no_auth: bool = False) -> ASGIApp:
+def create_app(settings: Settings, store: Store, *, insecure_no_auth: bool = False) -> ASGIApp:
     """The server for ``store``. The caller owns the store (opens and closes it)."""
     ctx = ServerContext(settings=settings, store=store, insecure_no_auth=insecure_no_auth)
 

@@ -21,7 +21,7 @@ from driftsafe.server.metrics import Metrics
 from driftsafe.server.scanjob import scan_version
 from driftsafe.server.waits import WaitHub
 from driftsafe.settings import Settings
-from driftsafe.store import Actor, SqlStore, TokenRecord
+from driftsafe.store import Actor, Store, TokenRecord
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -36,7 +36,7 @@ ANONYMOUS = TokenRecord(id="", name="anonymous", scope="admin", workspace="*", c
 @dataclass
 class ServerContext:
     settings: Settings
-    store: SqlStore
+    store: Store
     insecure_no_auth: bool = False
     metrics: Metrics = field(default_factory=Metrics)
     hub: WaitHub = field(default_factory=WaitHub)

@@ -9,6 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from driftsafe.settings import Settings
+from driftsafe.store.base import Store
 from driftsafe.store.crypto import Cipher, load_cipher
 from driftsafe.store.engine import normalize_url, sqlite_path
 from driftsafe.store.models import (
@@ -36,10 +37,6 @@ __all__ = [
     "default_key_file",
     "open_store",
 ]
-
-# The one store implementation serves both databases; the name is the protocol the
-# server and commands are written against.
-Store = SqlStore
 
 
 def default_key_file(settings: Settings, url: str | None = None) -> Path:

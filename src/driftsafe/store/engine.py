@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import threading
 import time
@@ -84,17 +85,25 @@ class StoreBase:
         self.is_postgres = self.engine.dialect.name == "postgresql"
         self._listeners: list[Callable[[str], None]] = []
         self._listeners_lock = threading.Lock()
+        self._sqlite_writer = None if self.is_postgres else threading.Lock()
+
+    @property
+    def database(self) -> str:
+        return str(self.engine.dialect.name)
 
     # transactions -------------------------------------------------------------
 
     @contextmanager
     def write_tx(self) -> Iterator[Connection]:
         """A transaction that will write: serialized against other writers on SQLite."""
-        try:
-            with self.engine.connect().execution_options(ds_write=True) as conn, conn.begin():
-                yield conn
-        except sa.exc.OperationalError as exc:
-            raise StoreError(f"store unavailable: {exc.orig}") from exc
+        # SQLite admits one writer; other threads of this process queue on a lock
+        # here rather than in SQLite's busy handler, which sleeps with backoff.
+        with self._sqlite_writer if self._sqlite_writer is not None else contextlib.nullcontext():
+            try:
+                with self.engine.connect().execution_options(ds_write=True) as conn, conn.begin():
+                    yield conn
+            except sa.exc.OperationalError as exc:
+                raise StoreError(f"store unavailable: {exc.orig}") from exc
 
     @contextmanager
     def read_tx(self) -> Iterator[Connection]:
