@@ -11,7 +11,15 @@ from labstate import instance, lab_state
 
 from driftsafe.engine import Engine
 from driftsafe.state.diff import diff_states
-from driftsafe.state.secrets import Finding, scan_state, scan_text
+from driftsafe.state.secrets import (
+    ASSIGNMENT_WORDS,
+    KEYWORD_WORDS,
+    Finding,
+    _Detectors,
+    lines_with,
+    scan_state,
+    scan_text,
+)
 
 # Planted values: each must be found, and must never be echoed by a finding.
 AWS_KEY = "AKIAZ7Q3XJ4KD2LMN5PB"
@@ -266,3 +274,40 @@ def test_long_paths_are_not_secrets(base: str) -> None:
     where = _by_where(scan_state(state))
     assert set(where) == {("output.banner", "value")}
     assert where[("output.banner", "value")].kind == "high_entropy"
+
+
+@pytest.mark.parametrize(
+    ("value", "detector"),
+    [
+        (
+            'aws_secret_key = "' + "wJalrXUtnFEMI/K7MDENG/bPxRfiCYzEXAMPLEKEY"[:40] + '"',
+            "AWSKeyDetector",
+        ),
+        ("artifactory: AKCp5bueTFpfypEqQbGJPp7BHWwCWhmZ", "ArtifactoryDetector"),
+        ("artifactory: AP6xxxxxxxxxx", "ArtifactoryDetector"),
+        ("https://admin:" + "abcdefghijklmnopqrstuvwx" + "@team.Cloudant.com", "CloudantDetector"),
+        ("mailchimp " + "0123456789abcdef0123456789abcdef-us12", "MailchimpDetector"),
+        ("xoxb-123456789012-abcdefghijkl", "SlackDetector"),
+        ("https://hooks.slack.com/services/T0ABCDEF/B0ABCDEF/abcdefghijklmn", "SlackDetector"),
+        ("https://api.softlayer.com/soap/v3/" + "a1b2c3d4" * 8, "SoftlayerDetector"),
+        ("sk_live_" + "aB3dE6gH9jK2mN5pQ8sT1vW4", "StripeDetector"),
+        ("AWſ_token = '" + "A" * 19 + "b" * 21 + "'", "AWSKeyDetector"),
+    ],
+)
+def test_hinted_detectors_still_fire(value: str, detector: str) -> None:
+    """Every detector behind a literal pre-check still sees its own format."""
+    assert detector in {type(p).__name__ for p in _Detectors().candidates(f"x\n{value}\ny")}
+    state = lab_state()
+    instance(state, "lab_delay", "rollout")["attributes"]["triggers"] = {"note": value}
+    assert [f.kind for f in scan_state(state)] == ["known_format"]
+
+
+def test_pre_check_words_cover_detect_secrets_keywords() -> None:
+    """The substring pre-checks never hide a keyword detect-secrets looks for."""
+    from detect_secrets.plugins.keyword import DENYLIST
+
+    for entry in DENYLIST:
+        for spelled in {entry.replace("_?", ""), entry.replace("_?", "_")}:
+            assert any(word in spelled.casefold() for word in KEYWORD_WORDS), entry
+    text = "a = 1\nDB_PASSWORD: x\nb\nToken=abc"
+    assert lines_with(text.casefold(), ASSIGNMENT_WORDS) == "db_password: x\ntoken=abc"
