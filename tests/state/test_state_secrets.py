@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,7 @@ from driftsafe.state.secrets import (
     KEYWORD_WORDS,
     Finding,
     _Detectors,
+    clip_runs,
     lines_with,
     scan_state,
     scan_text,
@@ -311,3 +313,30 @@ def test_pre_check_words_cover_detect_secrets_keywords() -> None:
             assert any(word in spelled.casefold() for word in KEYWORD_WORDS), entry
     text = "a = 1\nDB_PASSWORD: x\nb\nToken=abc"
     assert lines_with(text.casefold(), ASSIGNMENT_WORDS) == "db_password: x\ntoken=abc"
+
+
+def test_clip_runs() -> None:
+    short = "key = value " + "x" * 4000
+    assert clip_runs(short) == short
+    long_run = "A" * 3000 + "MIDDLE" + "B" * 3000
+    clipped = clip_runs(f"first {long_run} last")
+    assert clipped == f"first {long_run[:2048]} {long_run[-2048:]} last"
+    assert "MIDDLE" not in clipped
+
+
+def test_huge_unbroken_value_scans_in_linear_time() -> None:
+    """A 4 MiB single-line value full of '//' and 'eyJ' made NpmDetector's and
+    JwtTokenDetector's patterns backtrack quadratically (hours); now it takes seconds,
+    and a secret at the start of the line is still found."""
+    state = lab_state()
+    chunk = "eyJhbGciOi//" + "q8Vx2LmZ9rT4wKp7NcY3bF6hJ1sDgE5uQ2w" * 3
+    body = (chunk * (4 * 2**20 // len(chunk)))[: 4 * 2**20]
+    release = instance(state, "lab_release", "app")["attributes"]
+    release["content"] = f"{AWS_KEY} {body}"
+    started = time.monotonic()
+    findings = scan_state(state)
+    assert time.monotonic() - started < 60
+    where = _by_where(findings)
+    assert where[("module.app.lab_release.app", "content")].detector == (
+        "detect-secrets:AWSKeyDetector"
+    )

@@ -214,6 +214,24 @@ def _literal_hint(plugin: RegexBasedDetector, pattern: str) -> tuple[str, bool] 
     return None
 
 
+# Some detect-secrets patterns backtrack over a whole unbroken run of characters
+# (NpmDetector's ``//.+/:_authToken``, JwtTokenDetector's ``eyJ[...]+\.``): on a 50 MiB
+# base64 value that is quadratic, i.e. hours. Format and keyword patterns therefore see
+# only both ends of any run longer than _MAX_RUN; entropy still judges the whole value.
+_MAX_RUN = 4096
+# The lookbehind anchors each attempt at the start of a run, keeping the search linear.
+_LONG_RUN = re.compile(rf"(?<!\S)\S{{{_MAX_RUN + 1},}}")
+
+
+def clip_runs(text: str) -> str:
+    """``text`` with each run of non-space characters longer than _MAX_RUN cut to its
+    first and last _MAX_RUN/2 characters, separated by a space."""
+    if len(text) <= _MAX_RUN:
+        return text
+    half = _MAX_RUN // 2
+    return _LONG_RUN.sub(lambda m: f"{m.group(0)[:half]} {m.group(0)[-half:]}", text)
+
+
 # Filesystem paths and URLs: judged segment by segment for entropy.
 _PATH_LIKE = re.compile(r"^(~|\.{1,2})?/|^[A-Za-z][A-Za-z0-9+.-]*://")
 
@@ -315,7 +333,8 @@ def _classify(
     """(kind, detector, message) for a plaintext string, or None when it looks harmless."""
     if value.strip().lower() in _PLACEHOLDERS:
         return None
-    detector = detectors.known_format(value, formats)
+    clipped = clip_runs(value)
+    detector = detectors.known_format(clipped, formats)
     if detector is not None:
         return ("known_format", f"detect-secrets:{detector}", "a known secret format in plaintext")
     # An output's value has no attribute name of its own: the output's name stands in.
@@ -323,7 +342,7 @@ def _classify(
     if name and _SECRET_NAME.search(name) and not _NOT_SECRET_NAME.search(name):
         return ("secret_name", "name", f"attribute name {name!r} looks secret and holds a value")
     if ("=" in value or ":" in value) and _has_any(value, KEYWORD_WORDS):
-        for line in value.splitlines():
+        for line in clipped.splitlines():
             if detectors.keyword_line(line, CONFIG_DENYLIST_REGEX_TO_GROUP):
                 return (
                     "secret_name",
@@ -356,7 +375,7 @@ def _string_leaves(root: Any, skip: Sequence[Path]) -> Leaves:
 def _blob(leaves: Leaves) -> str:
     # Newline-joined: every detector pattern that matches one value also matches here
     # (their boundaries accept whitespace), so a miss on the blob is a miss on each value.
-    return "\n".join(dict.fromkeys(leaf for _, leaf in leaves))
+    return "\n".join(dict.fromkeys(clip_runs(leaf) for _, leaf in leaves))
 
 
 def scan_state(state: Mapping[str, Any]) -> list[Finding]:
@@ -414,6 +433,7 @@ _QUOTED = re.compile(r"""(['"])(.+?)\1""")
 def scan_text(text: str) -> list[Finding]:
     """Findings in a raw file, line by line; address is ``line N``."""
     detectors = _Detectors()
+    text = clip_runs(text)
     formats = detectors.candidates(text)
     findings: list[Finding] = []
     for number, line in enumerate(text.splitlines(), start=1):
