@@ -6,6 +6,7 @@ import json
 import os
 import signal
 import time
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from typing import Any
 
@@ -78,12 +79,29 @@ def step_apply(d: Drill) -> None:
     d.ev.step(s, "Clean apply of staging and prod from one module")
     outputs: dict[str, Any] = {}
     trs = []
+
+    def bring_up(env: str) -> tuple[RunResult, RunResult]:
+        # The two environments have separate states and files: apply them side by side.
+        init = d.engine.run(
+            ["init", "-no-color", "-input=false"], cwd=d.env_dir(env), env=d.tf_env(), timeout=180
+        )
+        if init.returncode != 0:
+            return init, init
+        apply = d.engine.run(
+            ["apply", "-auto-approve", "-no-color"], cwd=d.env_dir(env), env=d.tf_env(), timeout=180
+        )
+        return init, apply
+
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        results = dict(
+            zip(("staging", "prod"), pool.map(bring_up, ("staging", "prod")), strict=True)
+        )
     for env in ("staging", "prod"):
-        r, t = d.tf(s, env, ["init", "-no-color", "-input=false"], f"{env}: terraform init")
-        if r.returncode != 0:
+        init, apply = results[env]
+        d.ev.record(s, init, title=f"{env}: terraform init")
+        if init.returncode != 0:
             raise DrillError(f"terraform init failed in envs/{env}")
-        r, t = d.tf(s, env, ["apply", "-auto-approve", "-no-color"], f"{env}: terraform apply")
-        trs.append((r, t))
+        trs.append((apply, d.ev.record(s, apply, title=f"{env}: terraform apply")))
         o, ot = d.tf(s, env, ["output", "-json", "-no-color"], f"{env}: terraform output -json")
         try:
             outputs[env] = {k: v.get("value") for k, v in json.loads(o.stdout or "{}").items()}
