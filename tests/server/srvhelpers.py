@@ -69,9 +69,19 @@ output "tag" {
 """
 
 
-def tf_root(path: Path, url: str, ws: str, body: str = SLOW) -> Path:
+APPLY_ARGS = ("apply", "-auto-approve", "-input=false", "-no-color")
+
+
+def tf_root(path: Path, url: str, ws: str, body: str = SLOW, *, wait: str | None = None) -> Path:
+    """A root on ``url``/``ws``; ``wait`` makes its LOCK queue on the server (?wait=)."""
     path.mkdir(parents=True, exist_ok=True)
-    (path / "backend.tf").write_text(BACKEND.format(url=url, ws=ws))
+    backend = BACKEND.format(url=url, ws=ws)
+    if wait:
+        backend = backend.replace(
+            f'lock_address   = "{url}/v1/locks/{ws}"',
+            f'lock_address   = "{url}/v1/locks/{ws}?wait={wait}"',
+        )
+    (path / "backend.tf").write_text(backend)
     (path / "main.tf").write_text(body)
     return path
 

@@ -232,3 +232,42 @@ def test_two_server_processes_share_locks_queue_and_fencing(
         b.close()
         one.stop()
         two.stop()
+
+
+@pytest.mark.pg
+@pytest.mark.slow
+def test_terraform_through_two_servers_on_one_postgres(
+    make_store_url,
+    engine,
+    tmp_path: Path,  # type: ignore[no-untyped-def]
+) -> None:
+    """Two Terraform runs, each talking to a different server process: the lock
+    still clashes with the holder named, and a ?wait= run on the other server gets
+    the lock as soon as the first releases it."""
+    from srvhelpers import APPLY_ARGS, Tf, tf_root
+
+    db = make_store_url("pg")
+    env = {"DRIFTSAFE_HOME": str(tmp_path), "DRIFTSAFE_ENCRYPTION_KEY": new_key_text()}
+    writer = make_token(db, "writer", "write", env)
+    one = ServeProcess(["--db", db, "--port", "0"], env)
+    two = ServeProcess(["--db", db, "--port", "0"], env)
+    try:
+        holder = Tf(engine, tf_root(tmp_path / "holder", one.url, "both"), writer)
+        loser = Tf(engine, tf_root(tmp_path / "loser", two.url, "both"), writer)
+        waiter = Tf(engine, tf_root(tmp_path / "waiter", two.url, "both", wait="60s"), writer)
+        for tf in (holder, loser, waiter):
+            tf.ok("init", "-input=false", "-no-color")
+        proc = holder.start(*APPLY_ARGS, "-var", "sleep=3", "-var", "tag=one")
+        assert proc.wait_for_output(r"Provisioning with .local-exec.", 60)
+        lost = loser.run(*APPLY_ARGS, "-var", "tag=loser")
+        assert lost.returncode == 1
+        assert "Error acquiring the state lock" in lost.stderr and "Who:" in lost.stderr
+        waited = waiter.run(*APPLY_ARGS, "-var", "tag=two")
+        assert proc.wait(60).returncode == 0
+        assert waited.returncode == 0, waited.stderr
+        with httpx.Client(base_url=one.url, auth=("tf", writer)) as c:
+            final = c.get("/v1/states/both").json()
+        assert final["outputs"]["tag"]["value"] == "two"
+    finally:
+        one.stop()
+        two.stop()
