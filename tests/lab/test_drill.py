@@ -126,28 +126,11 @@ def test_drill_report_renders_in_chromium(drill: tuple[Any, Path], tmp_path: Pat
     chromium = "/usr/bin/chromium"
     if not os.access(chromium, os.X_OK):
         pytest.skip(f"{chromium} is missing: run scripts/ensure-chromium")
-    from test_render_chromium import _pixels, decode_png
+    from test_render_chromium import _pixels, decode_png, screenshot
 
     _proc, directory = drill
     shot = tmp_path / "drill.png"
-    argv = [
-        chromium,
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-quic",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        f"--user-data-dir={tmp_path / 'profile'}",
-        f"--screenshot={shot}",
-        "--window-size=1280,1600",
-        (directory / "report" / "index.html").as_uri(),
-    ]
-    proc = subprocess.run(
-        argv, capture_output=True, text=True, timeout=180, env={**os.environ, "HOME": str(tmp_path)}
-    )
+    proc = screenshot(directory / "report" / "index.html", shot, 1280, 1600, tmp_path)
     assert proc.returncode == 0 and shot.is_file(), proc.stderr[-2000:]
     width, height, bpp, rows = decode_png(shot.read_bytes())
     assert (width, height) == (1280, 1600)

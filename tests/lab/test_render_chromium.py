@@ -123,11 +123,13 @@ def _report(engine: Engine, tmp_path: Path) -> Path:
     return ev.finish().index_html
 
 
-@pytest.mark.slow
-def test_report_renders_in_chromium(engine: Engine, tmp_path: Path) -> None:
-    index = _report(engine, tmp_path)
-    shot = tmp_path / "shot.png"
-    profile = tmp_path / "profile"
+def screenshot(
+    index: Path, shot: Path, width: int, height: int, scratch: Path
+) -> subprocess.CompletedProcess[str]:
+    """Render ``index`` in headless Chromium into ``shot`` (a fresh profile in ``scratch``).
+
+    Without the background-networking flags Chromium keeps trying hosts this machine's
+    closed network refuses."""
     argv = [
         CHROMIUM,
         "--headless",
@@ -138,14 +140,22 @@ def test_report_renders_in_chromium(engine: Engine, tmp_path: Path) -> None:
         "--disable-background-networking",
         "--disable-component-update",
         "--disable-sync",
-        f"--user-data-dir={profile}",
+        f"--user-data-dir={scratch / 'profile'}",
         f"--screenshot={shot}",
-        f"--window-size={WIDTH},{HEIGHT}",
+        f"--window-size={width},{height}",
         index.as_uri(),
     ]
-    env = {**os.environ, "HOME": str(tmp_path)}  # chromium writes caches under HOME
+    env = {**os.environ, "HOME": str(scratch)}  # chromium writes caches under HOME
+    return subprocess.run(argv, capture_output=True, text=True, timeout=180, env=env)
+
+
+@pytest.mark.slow
+def test_report_renders_in_chromium(engine: Engine, tmp_path: Path) -> None:
+    index = _report(engine, tmp_path)
+    shot = tmp_path / "shot.png"
+    profile = tmp_path / "profile"
     started = time.monotonic()
-    proc = subprocess.run(argv, capture_output=True, text=True, timeout=180, env=env)
+    proc = screenshot(index, shot, WIDTH, HEIGHT, tmp_path)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert shot.is_file(), proc.stderr[-2000:]
     assert time.monotonic() - started < 180
