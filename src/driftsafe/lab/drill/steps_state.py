@@ -210,7 +210,7 @@ def step_lock_clash(d: Drill) -> None:
         held.returncode == 0 and "Apply complete!" in held.stdout,
         evidence=[t_h],
     )
-    d.figures["clash"] = {"holder": held, "loser": loser}
+    d.figures["clash"] = {"holder": held, "loser": loser, "holder_id": entry.get("id")}
 
 
 def step_waiting(d: Drill) -> None:
@@ -286,15 +286,12 @@ def step_waiting(d: Drill) -> None:
         evidence=[t_h2, t_w2, audit_tr],
         detail=_handover_text(d.figures["handover"]),
     )
-    spans: list[Span] = []
-    spans += run_spans("A (holder)", held, kind="held")
-    spans += run_spans("B -lock-timeout", waiter, acquired_at=h1[1] if h1 else None)
-    spans += run_spans("C (holder)", held2, kind="held")
-    spans += run_spans("D ?wait=60s", waiter2, acquired_at=h2[1] if h2 else None)
+    spans = _lock_spans(events, held, id_a, waiter, "A (holder)", "B -lock-timeout")
+    spans += _lock_spans(events, held2, id_c, waiter2, "C (holder)", "D ?wait=60s")
     clash = d.figures.get("clash")
     if clash:
         spans = (
-            run_spans("clash: A", clash["holder"])
+            _lock_spans(events, clash["holder"], clash["holder_id"], None, "clash: A", "")
             + run_spans("clash: B", clash["loser"], kind="failed")
             + spans
         )
@@ -305,6 +302,57 @@ def step_waiting(d: Drill) -> None:
     )
     d.ev.narrative(s, _handover_text(d.figures["handover"]))
     _settle(d, s)
+
+
+def _lock_spans(
+    events: list[dict[str, Any]],
+    holder: RunResult,
+    holder_id: str | None,
+    waiter: RunResult | None,
+    holder_lane: str,
+    waiter_lane: str,
+) -> list[Span]:
+    """Spans from the server's audit log: when each run really acquired and released the
+    lock (a run starts before it locks and ends after it unlocks)."""
+
+    def at(action: str, lock_id: str | None) -> float | None:
+        for e in events:
+            if (
+                e.get("action") == action
+                and e.get("outcome") == "ok"
+                and ((e.get("detail") or {}).get("id") == lock_id)
+            ):
+                return _iso(e["at"])
+        return None
+
+    spans: list[Span] = []
+    got, gave = at("lock", holder_id), at("unlock", holder_id)
+    if got is None or gave is None:
+        return run_spans(holder_lane, holder)
+    spans.append(Span(holder_lane, got, gave, "held", "held"))
+    if waiter is None:
+        return spans
+    # The waiter's lock is the first one acquired after the holder's release.
+    nxt = sorted(
+        (_iso(e["at"]), (e.get("detail") or {}).get("id"))
+        for e in events
+        if e.get("action") == "lock" and e.get("outcome") == "ok" and _iso(e["at"]) >= gave
+    )
+    if not nxt:
+        return spans + run_spans(waiter_lane, waiter, kind="failed")
+    w_got, w_id = nxt[0]
+    w_gave = at("unlock", w_id) or waiter.ended_at
+    spans.append(
+        Span(
+            waiter_lane,
+            waiter.started_at,
+            w_got,
+            "waited",
+            f"waited {w_got - waiter.started_at:.1f} s",
+        )
+    )
+    spans.append(Span(waiter_lane, w_got, max(w_gave, w_got), "held", "held"))
+    return spans
 
 
 def _settle(d: Drill, s: str) -> None:
