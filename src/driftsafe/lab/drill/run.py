@@ -20,7 +20,7 @@ from pathlib import Path
 from driftsafe.durations import format_duration
 from driftsafe.engine import Process, get_engine
 from driftsafe.errors import ConfigError, DriftsafeError
-from driftsafe.lab.drill import steps_drift, steps_state
+from driftsafe.lab.drill import steps_crash, steps_drift, steps_ops, steps_proof, steps_state
 from driftsafe.lab.drill.context import Drill, DrillError, prepare_dir
 from driftsafe.lab.evidence import Evidence, ReportPaths
 from driftsafe.settings import Settings
@@ -31,14 +31,14 @@ STEPS: tuple[tuple[str, Callable[[Drill], None]], ...] = (
     ("noop", steps_state.step_noop),
     ("lock-clash", steps_state.step_lock_clash),
     ("waiting", steps_state.step_waiting),
-    ("crash", steps_state.step_crash),
+    ("crash", steps_crash.step_crash),
     ("drift", steps_drift.step_drift),
     ("resolution", steps_drift.step_resolution),
-    ("secrets", steps_drift.step_secrets),
-    ("versions", steps_drift.step_versions),
-    ("immutable", steps_drift.step_immutable),
-    ("scheduled", steps_drift.step_scheduled),
-    ("reflection", steps_drift.step_reflection),
+    ("secrets", steps_proof.step_secrets),
+    ("versions", steps_proof.step_versions),
+    ("immutable", steps_proof.step_immutable),
+    ("scheduled", steps_ops.step_scheduled),
+    ("reflection", steps_ops.step_reflection),
 )
 STEP_NAMES = tuple(name for name, _ in STEPS)
 # Steps every other step needs: the server, the stack, a first apply.
