@@ -12,7 +12,7 @@ import pytest
 
 from driftsafe.engine import Engine, RunResult
 from driftsafe.lab.evidence import Evidence, load_transcript, strip_ansi
-from driftsafe.lab.report import markdown_to_html
+from driftsafe.lab.markdown import markdown_to_html
 from driftsafe.lab.timeline import Span, timeline_svg
 
 SECRET = "pl4nted-S3cret-value-9f2c"
