@@ -121,11 +121,8 @@ def _transcript_html(ev: Evidence, tr: Transcript) -> str:
             f"<details><summary>environment ({len(tr.env)} variables set by driftsafe)"
             f'</summary><table class="env">{rows}</table></details>'
         )
-    shown = tr.command_line
-    embedded = _EMBEDDED.match(shown)
-    if embedded:
-        # The embedded engine is Terraform run through Python; show it as the user would.
-        shown = "terraform" + embedded.group(1)
+    shown = _as_typed(tr)
+    if shown != tr.command_line:
         meta += f"<dt>engine</dt><dd>{_esc(tr.command_line)}</dd>"
     stem = _esc(tr.file_stem)
     return (
@@ -363,12 +360,20 @@ def render_markdown(ev: Evidence, figures: dict[str, str]) -> str:
     return "\n".join(out).rstrip("\n") + "\n"
 
 
+def _as_typed(tr: Transcript) -> str:
+    """The command as a user would type it: the embedded engine is Terraform run
+    through Python, so it is shown as ``terraform ...`` (the raw argv stays in the
+    metadata and the transcript files)."""
+    embedded = _EMBEDDED.match(tr.command_line)
+    return "terraform" + (embedded.group(1) or "") if embedded else tr.command_line
+
+
 def _transcript_md(tr: Transcript) -> list[str]:
     status = _status(tr)
     if tr.timed_out:
         status += ", timed out"
     out = [f'<a id="{tr.id}"></a>', "", f"### {_esc(tr.title)}", ""]
-    out += [_fence(f"$ {tr.command_line}", "console"), ""]
+    out += [_fence(f"$ {_as_typed(tr)}", "console"), ""]
     out += [
         f"{status} · {_secs(tr.duration)} · started {iso_utc(tr.started_at)} · "
         f"cwd `{tr.cwd}` · raw: [json](transcripts/{tr.file_stem}.json), "
