@@ -66,11 +66,48 @@ def test_resource_count_counts_instances() -> None:
         ),
     ],
 )
-def test_parse_rejects(body: bytes, needle: str) -> None:
+@pytest.mark.parametrize("keep_tree", [True, False])
+def test_parse_rejects(body: bytes, needle: str, keep_tree: bool) -> None:
     with pytest.raises(BadRequest) as info:
-        parse_state(body)
+        parse_state(body, keep_tree=keep_tree)
     assert needle in info.value.message
     assert info.value.http_status == 400
+
+
+def test_parse_without_tree_finds_the_same_facts() -> None:
+    # Keys the checks read also appear nested (an attribute named "resources" or
+    # "version", a duplicate top-level key): only the top level may count.
+    raw = {
+        "version": 4,
+        "terraform_version": "1.15.5",
+        "serial": 3,
+        "lineage": "lin",
+        "outputs": {"o": {"value": {"serial": "x"}, "type": "string"}},
+        "resources": [
+            {
+                "mode": "managed",
+                "type": "t",
+                "name": f"r{i}",
+                "instances": [
+                    {"attributes": {"resources": [1, 2], "version": "9", "instances": []}}
+                ]
+                * (i + 1),
+            }
+            for i in range(3)
+        ],
+    }
+    body = json.dumps(raw).encode()
+    body = body[:-1] + b', "serial": 5}'  # a duplicate key: the last one wins
+    full = parse_state(body)
+    lean = parse_state(body, keep_tree=False)
+    assert lean.raw == {}
+    assert (lean.version, lean.serial, lean.lineage, lean.resource_count) == (
+        full.version,
+        full.serial,
+        full.lineage,
+        full.resource_count,
+    ) == (4, 5, "lin", 6)
+    assert lean.terraform_version == full.terraform_version == "1.15.5"
 
 
 serials = st.integers(min_value=0, max_value=2**40)

@@ -81,12 +81,13 @@ def _check_md5(request: Request, body: bytes) -> None:
 
 
 def _prepare(body: bytes) -> tuple[TfState, list[dict[str, Any]] | None]:
+    if len(body) > SCAN_INLINE_BYTES:
+        # Scanned later from the stored version: validate without keeping the parsed
+        # tree, so a large state is not also held as Python objects.
+        return parse_state(body, keep_tree=False), None
     state = parse_state(body)
-    findings = None
-    if len(body) <= SCAN_INLINE_BYTES:
-        findings = [f.to_json() for f in scan_state(state.raw)]
-    # The store needs only serial, lineage and counts: drop the parsed tree now, so a
-    # large state is not held as objects while it is encrypted and stored.
+    findings = [f.to_json() for f in scan_state(state.raw)]
+    # The store needs only serial, lineage and counts: drop the parsed tree now.
     return dataclasses.replace(state, raw={}), findings
 
 

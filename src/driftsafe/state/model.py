@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from dataclasses import dataclass
 from typing import Any, TypeGuard
@@ -31,15 +32,34 @@ def _is_int(value: object) -> TypeGuard[int]:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
-def parse_state(body: bytes) -> TfState:
-    """Validate ``body`` as a Terraform state; raise BadRequest saying what is wrong."""
-    if not body or not body.strip():
+# The only keys whose values the checks below look at. Any other object is reduced to
+# an empty dict as soon as it is parsed (see ``_keep_summary``).
+_SUMMARY_KEYS = frozenset(
+    ("version", "serial", "lineage", "terraform_version", "resources", "outputs", "instances")
+)
+
+
+def _keep_summary(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    # Called for every JSON object, innermost first: an object keeps only the keys the
+    # validation reads (duplicate keys: the last wins, as with a plain dict), so the
+    # big attribute values are freed while the rest of the body is still being parsed.
+    return {key: value for key, value in pairs if key in _SUMMARY_KEYS}
+
+
+def parse_state(body: bytes, *, keep_tree: bool = True) -> TfState:
+    """Validate ``body`` as a Terraform state; raise BadRequest saying what is wrong.
+
+    ``keep_tree=False`` validates the same way but does not keep the parsed tree
+    (``raw`` is then empty): a large state is not held again as Python objects."""
+    # isspace(), not strip(): no copy of a large body (and bytearray works too).
+    if not body or body.isspace():
         raise BadRequest("empty body: not a Terraform state")
     try:
-        data = json.loads(body)
+        data = json.loads(body) if keep_tree else json.loads(body, object_pairs_hook=_keep_summary)
     except (ValueError, UnicodeDecodeError) as exc:
         raise BadRequest(f"invalid JSON: {exc}") from None
-    return state_from_json(data)
+    state = state_from_json(data)
+    return state if keep_tree else dataclasses.replace(state, raw={})
 
 
 def state_from_json(data: object) -> TfState:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import sqlite3
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -35,6 +36,19 @@ class Sealed:
     key_id: str
     nonce: bytes
     ciphertext: bytes
+
+
+# Bodies above this size are streamed into SQLite in slices of this size.
+BLOB_SLICE = 1024 * 1024
+
+
+def _write_blob(conn: Connection, row_id: int, data: bytes) -> None:
+    dbapi = conn.connection.driver_connection
+    assert isinstance(dbapi, sqlite3.Connection)
+    view = memoryview(data)
+    with dbapi.blobopen(schema.versions.name, "body", row_id) as blob:
+        for start in range(0, len(view), BLOB_SLICE):
+            blob.write(view[start : start + BLOB_SLICE])
 
 
 def version_from_row(row: Any) -> VersionRecord:
@@ -128,7 +142,12 @@ class VersionsMixin(LocksMixin):
             restored_from=restored_from,
             scan_pending=findings is None,
         )
-        conn.execute(
+        # A large body on SQLite is inserted as a zeroblob and then written in slices
+        # through the blob handle, in the same transaction: bound as a parameter, the
+        # sqlite3 module and SQLite would each copy it whole (and the cached statement
+        # keeps its copy bound after the insert).
+        stream = not self.is_postgres and sealed.size > BLOB_SLICE
+        result = conn.execute(
             schema.versions.insert().values(
                 workspace=workspace,
                 serial=record.serial,
@@ -144,9 +163,13 @@ class VersionsMixin(LocksMixin):
                 restored_from=restored_from,
                 key_id=sealed.key_id,
                 nonce=sealed.nonce,
-                body=sealed.ciphertext,
+                body=sa.func.zeroblob(len(sealed.ciphertext)) if stream else sealed.ciphertext,
             )
         )
+        if stream:
+            key = result.inserted_primary_key
+            assert key is not None
+            _write_blob(conn, int(key[0]), sealed.ciphertext)
         conn.execute(
             schema.workspaces.update()
             .where(schema.workspaces.c.name == workspace)
