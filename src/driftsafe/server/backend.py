@@ -21,7 +21,7 @@ from driftsafe.errors import BadRequest, Conflict, Forbidden, PayloadTooLarge
 from driftsafe.server.context import ServerContext, read_body, release_free_memory, workspace_name
 from driftsafe.state.model import TfState, parse_state
 from driftsafe.state.secrets import scan_state
-from driftsafe.store import Actor, LockRecord
+from driftsafe.store import Actor, LockRecord, VersionRecord
 
 LOCK_BODY_LIMIT = 64 * 1024
 STREAM_CHUNK = 1024 * 1024
@@ -48,8 +48,7 @@ def _lockinfo_response(lock: LockRecord, status: int) -> Response:
 async def get_state(request: Request) -> Response:
     ctx = _ctx(request)
     ws = workspace_name(request.path_params["workspace"])
-    await ctx.auth(request, "read", ws)
-    found = await ctx.call(ctx.store.latest_state, ws)
+    found = await ctx.auth_call(request, "read", ws, ctx.store.latest_state, ws)
     if found is None:
         return Response(status_code=204)
     _, body = found
@@ -99,6 +98,12 @@ async def post_state(request: Request) -> Response:
     try:
         body = await read_body(request, ctx.settings.max_state_bytes)
         _check_md5(request, body)
+        if len(body) <= SCAN_INLINE_BYTES:
+            # A small state: the rest of the write in the same worker-thread trip.
+            record, created, findings = await ctx.call(
+                _prepare_and_write, ctx, ws, body, actor, lock_id
+            )
+            return _written(ctx, ws, record, created, findings)
         state, findings = await ctx.call(_prepare, body)
     except (BadRequest, PayloadTooLarge) as exc:
         await ctx.call(
@@ -122,9 +127,33 @@ async def post_state(request: Request) -> Response:
     except Conflict:
         ctx.metrics.inc("driftsafe_conflicts_total", kind="write")
         raise
-    if len(sealed.ciphertext) > SCAN_INLINE_BYTES:
-        del sealed
-        await ctx.call(release_free_memory)
+    del sealed
+    await ctx.call(release_free_memory)
+    return _written(ctx, ws, record, created, findings)
+
+
+def _prepare_and_write(
+    ctx: ServerContext, ws: str, body: bytes, actor: Actor, lock_id: str | None
+) -> tuple[VersionRecord, bool, list[dict[str, Any]] | None]:
+    # BadRequest can only come from _prepare: write_state refuses with Conflict.
+    state, findings = _prepare(body)
+    try:
+        record, created = ctx.store.write_state(
+            ws, ctx.store.seal(ws, body), state, actor, lock_id=lock_id, findings=findings
+        )
+    except Conflict:
+        ctx.metrics.inc("driftsafe_conflicts_total", kind="write")
+        raise
+    return record, created, findings
+
+
+def _written(
+    ctx: ServerContext,
+    ws: str,
+    record: VersionRecord,
+    created: bool,
+    findings: list[dict[str, Any]] | None,
+) -> Response:
     if created:
         ctx.metrics.inc("driftsafe_state_writes_total")
         if findings is None:

@@ -101,6 +101,44 @@ class ServerContext:
         Basic (password = token, what the backend sends) and Bearer (the API) are
         both accepted everywhere; a failure is audited and counted."""
         token = await self._token(request, workspace)
+        return await self._admit(request, token, scope, workspace)
+
+    async def auth_call(
+        self,
+        request: Request,
+        scope: str,
+        workspace: str,
+        func: Callable[P, T],
+        *args: P.args,
+        **kwargs: P.kwargs,
+    ) -> T:
+        """``auth`` then ``func`` in one worker-thread trip (a trip costs about as much
+        as the token lookup itself); ``func`` runs only for an allowed caller."""
+        header = request.headers.get("authorization", "")
+        secret = None if self.insecure_no_auth else _credentials(header)
+
+        def work() -> tuple[TokenRecord | None, bool, T | None]:
+            if self.insecure_no_auth:
+                token: TokenRecord | None = ANONYMOUS
+            else:
+                token = self.store.authenticate(secret) if secret else None
+            if token is None or not token.allows(scope, workspace):
+                return token, False, None
+            request.state.token = token
+            return token, True, func(*args, **kwargs)
+
+        token, allowed, result = await self.call(work)
+        if allowed:
+            return result  # type: ignore[return-value]
+        if token is None:
+            await self._refuse_unknown(request, workspace, secret)
+        assert token is not None
+        await self._admit(request, token, scope, workspace)  # raises Forbidden
+        raise AssertionError("unreachable")
+
+    async def _admit(
+        self, request: Request, token: TokenRecord, scope: str, workspace: str | None
+    ) -> Actor:
         remote = request.client.host if request.client else None
         if not token.allows(scope, workspace):
             reason = (
@@ -126,22 +164,28 @@ class ServerContext:
         secret = _credentials(request.headers.get("authorization", ""))
         token = await self.call(self.store.authenticate, secret) if secret else None
         if token is None:
-            remote = request.client.host if request.client else None
-            why = "missing credentials" if not secret else "unknown or revoked token"
-            self.metrics.inc("driftsafe_auth_failures_total", reason="unauthenticated")
-            await self.call(
-                self.store.record,
-                "auth",
-                workspace,
-                Actor(None, remote),
-                "unauthenticated",
-                {"reason": why, "method": request.method, "path": request.url.path},
-            )
-            raise AuthError(
-                f"{why}: send the token as HTTP Basic password (backend: TF_HTTP_PASSWORD) "
-                "or as Authorization: Bearer TOKEN (API)"
-            )
+            await self._refuse_unknown(request, workspace, secret)
+        assert token is not None
         return token
+
+    async def _refuse_unknown(
+        self, request: Request, workspace: str | None, secret: str | None
+    ) -> None:
+        remote = request.client.host if request.client else None
+        why = "missing credentials" if not secret else "unknown or revoked token"
+        self.metrics.inc("driftsafe_auth_failures_total", reason="unauthenticated")
+        await self.call(
+            self.store.record,
+            "auth",
+            workspace,
+            Actor(None, remote),
+            "unauthenticated",
+            {"reason": why, "method": request.method, "path": request.url.path},
+        )
+        raise AuthError(
+            f"{why}: send the token as HTTP Basic password (backend: TF_HTTP_PASSWORD) "
+            "or as Authorization: Bearer TOKEN (API)"
+        )
 
 
 def _settle(future: asyncio.Future[int], result: int | None, exc: BaseException | None) -> None:

@@ -23,6 +23,14 @@ from driftsafe.store.models import Actor
 # How long an SQLite writer waits for another writer before failing.
 SQLITE_BUSY_MS = 30_000
 
+# Built once: statements every write runs (building one costs more than running it).
+_WORKSPACE_FOR_UPDATE = (
+    sa.select(schema.workspaces.c.name)
+    .where(schema.workspaces.c.name == sa.bindparam("ws"))
+    .with_for_update()
+)
+_AUDIT_INSERT = schema.audit.insert()
+
 
 def normalize_url(url: str) -> str:
     """Accept ``postgresql://`` / ``postgres://`` and pick the psycopg 3 driver."""
@@ -86,6 +94,8 @@ class StoreBase:
         self._listeners: list[Callable[[str], None]] = []
         self._listeners_lock = threading.Lock()
         self._sqlite_writer = None if self.is_postgres else threading.Lock()
+        # Built once (see sql.py): every write transaction holds its workspace first.
+        self._hold_insert = self.insert(schema.workspaces).on_conflict_do_nothing()
 
     @property
     def database(self) -> str:
@@ -120,17 +130,9 @@ class StoreBase:
     def hold_workspace(self, conn: Connection, workspace: str, now: float) -> None:
         """Serialize writers of one workspace (row lock on PostgreSQL; SQLite's
         BEGIN IMMEDIATE already serializes every writer)."""
-        conn.execute(
-            self.insert(schema.workspaces)
-            .values(name=workspace, created_at=now)
-            .on_conflict_do_nothing()
-        )
+        conn.execute(self._hold_insert, {"name": workspace, "created_at": now})
         if self.is_postgres:
-            conn.execute(
-                sa.select(schema.workspaces.c.name)
-                .where(schema.workspaces.c.name == workspace)
-                .with_for_update()
-            )
+            conn.execute(_WORKSPACE_FOR_UPDATE, {"ws": workspace})
 
     def audit_in(
         self,
@@ -144,15 +146,16 @@ class StoreBase:
         now: float | None = None,
     ) -> None:
         conn.execute(
-            schema.audit.insert().values(
-                at=time.time() if now is None else now,
-                action=action,
-                workspace=workspace,
-                token=actor.token,
-                remote_addr=actor.remote_addr,
-                outcome=outcome,
-                detail=json.dumps(detail or {}, sort_keys=True),
-            )
+            _AUDIT_INSERT,
+            {
+                "at": time.time() if now is None else now,
+                "action": action,
+                "workspace": workspace,
+                "token": actor.token,
+                "remote_addr": actor.remote_addr,
+                "outcome": outcome,
+                "detail": json.dumps(detail or {}, sort_keys=True),
+            },
         )
 
     def record(

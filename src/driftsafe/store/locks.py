@@ -20,6 +20,12 @@ WAITER_TTL = 5.0
 LOCKINFO_FIELDS = ("ID", "Operation", "Info", "Who", "Version", "Created", "Path")
 
 
+# Built once (see sql.py).
+_LOCK_BY_WORKSPACE = sa.select(schema.locks).where(schema.locks.c.workspace == sa.bindparam("ws"))
+_LOCK_INSERT = schema.locks.insert()
+_LOCK_DELETE = schema.locks.delete().where(schema.locks.c.workspace == sa.bindparam("ws"))
+
+
 def lock_from_row(row: Any) -> LockRecord:
     return LockRecord(
         workspace=row.workspace,
@@ -55,9 +61,7 @@ def validate_lock_info(info: Any) -> dict[str, str]:
 
 class LocksMixin(StoreBase):
     def _lock_row(self, conn: Connection, workspace: str) -> LockRecord | None:
-        row = conn.execute(
-            sa.select(schema.locks).where(schema.locks.c.workspace == workspace)
-        ).first()
+        row = conn.execute(_LOCK_BY_WORKSPACE, {"ws": workspace}).first()
         return lock_from_row(row) if row else None
 
     def get_lock(self, workspace: str) -> LockRecord | None:
@@ -110,19 +114,20 @@ class LocksMixin(StoreBase):
                 acquired_at=now,
             )
             conn.execute(
-                schema.locks.insert().values(
-                    workspace=workspace,
-                    id=record.id,
-                    operation=record.operation,
-                    who=record.who,
-                    info=record.info,
-                    version=record.version,
-                    created=record.created,
-                    path=record.path,
-                    token=record.token,
-                    remote_addr=record.remote_addr,
-                    acquired_at=now,
-                )
+                _LOCK_INSERT,
+                {
+                    "workspace": workspace,
+                    "id": record.id,
+                    "operation": record.operation,
+                    "who": record.who,
+                    "info": record.info,
+                    "version": record.version,
+                    "created": record.created,
+                    "path": record.path,
+                    "token": record.token,
+                    "remote_addr": record.remote_addr,
+                    "acquired_at": now,
+                },
             )
             self.audit_in(
                 conn,
@@ -166,7 +171,7 @@ class LocksMixin(StoreBase):
                         f"{max_age:.0f}s: not stale, not released",
                         detail=holder.lock_info(),
                     )
-                conn.execute(schema.locks.delete().where(schema.locks.c.workspace == workspace))
+                conn.execute(_LOCK_DELETE, {"ws": workspace})
                 detail = {
                     "id": holder.id,
                     "who": holder.who,

@@ -22,6 +22,25 @@ from driftsafe.store.models import Actor, VersionRecord
 _META_COLUMNS = [c for c in schema.versions.c if c.name not in ("body", "nonce", "key_id", "id")]
 
 
+_V = schema.versions
+_LATEST_META = (
+    sa.select(*_META_COLUMNS)
+    .where(_V.c.workspace == sa.bindparam("ws"))
+    .order_by(_V.c.serial.desc())
+    .limit(1)
+)
+_LATEST_ROW = (
+    sa.select(_V).where(_V.c.workspace == sa.bindparam("ws")).order_by(_V.c.serial.desc()).limit(1)
+)
+
+_VERSION_INSERT = _V.insert()
+_VERSION_INSERT_ZEROBLOB = _V.insert().values(body=sa.func.zeroblob(sa.bindparam("body_size")))
+_WORKSPACE_UPDATED = (
+    schema.workspaces.update()
+    .where(schema.workspaces.c.name == sa.bindparam("ws"))
+    .values(updated_at=sa.bindparam("now"))
+)
+
 PENDING = json.dumps({"pending": True})
 
 
@@ -73,13 +92,7 @@ def version_from_row(row: Any) -> VersionRecord:
 
 class VersionsMixin(LocksMixin):
     def _latest_meta(self, conn: Connection, workspace: str) -> VersionRecord | None:
-        v = schema.versions
-        row = conn.execute(
-            sa.select(*_META_COLUMNS)
-            .where(v.c.workspace == workspace)
-            .order_by(v.c.serial.desc())
-            .limit(1)
-        ).first()
+        row = conn.execute(_LATEST_META, {"ws": workspace}).first()
         return version_from_row(row) if row else None
 
     def _body(self, conn: Connection, workspace: str, serial: int) -> tuple[VersionRecord, bytes]:
@@ -94,10 +107,11 @@ class VersionsMixin(LocksMixin):
 
     def latest_state(self, workspace: str) -> tuple[VersionRecord, bytes] | None:
         with self.read_tx() as conn:
-            latest = self._latest_meta(conn, workspace)
-            if latest is None:
-                return None
-            return self._body(conn, workspace, latest.serial)
+            row = conn.execute(_LATEST_ROW, {"ws": workspace}).first()
+        if row is None:
+            return None
+        body = self.cipher.decrypt(row.nonce, row.body, workspace, row.key_id)
+        return version_from_row(row), body
 
     def get_version(self, workspace: str, serial: int) -> tuple[VersionRecord, bytes]:
         with self.read_tx() as conn:
@@ -147,34 +161,31 @@ class VersionsMixin(LocksMixin):
         # sqlite3 module and SQLite would each copy it whole (and the cached statement
         # keeps its copy bound after the insert).
         stream = not self.is_postgres and sealed.size > BLOB_SLICE
-        result = conn.execute(
-            schema.versions.insert().values(
-                workspace=workspace,
-                serial=record.serial,
-                lineage=record.lineage,
-                sha256=record.sha256,
-                size=record.size,
-                resources=record.resources,
-                created_at=now,
-                writer_token=record.writer_token,
-                writer_who=who,
-                lock_id=lock_id,
-                findings=PENDING if findings is None else json.dumps(findings, sort_keys=True),
-                restored_from=restored_from,
-                key_id=sealed.key_id,
-                nonce=sealed.nonce,
-                body=sa.func.zeroblob(len(sealed.ciphertext)) if stream else sealed.ciphertext,
-            )
-        )
+        params = {
+            "workspace": workspace,
+            "serial": record.serial,
+            "lineage": record.lineage,
+            "sha256": record.sha256,
+            "size": record.size,
+            "resources": record.resources,
+            "created_at": now,
+            "writer_token": record.writer_token,
+            "writer_who": who,
+            "lock_id": lock_id,
+            "findings": PENDING if findings is None else json.dumps(findings, sort_keys=True),
+            "restored_from": restored_from,
+            "key_id": sealed.key_id,
+            "nonce": sealed.nonce,
+        }
         if stream:
+            params["body_size"] = len(sealed.ciphertext)
+            result = conn.execute(_VERSION_INSERT_ZEROBLOB, params)
             key = result.inserted_primary_key
             assert key is not None
             _write_blob(conn, int(key[0]), sealed.ciphertext)
-        conn.execute(
-            schema.workspaces.update()
-            .where(schema.workspaces.c.name == workspace)
-            .values(updated_at=now)
-        )
+        else:
+            conn.execute(_VERSION_INSERT, {**params, "body": sealed.ciphertext})
+        conn.execute(_WORKSPACE_UPDATED, {"ws": workspace, "now": now})
         if self.retention > 0:
             self._apply_retention(conn, workspace)
         return record
