@@ -398,3 +398,24 @@ def test_large_state_is_answered_first_and_scanned_in_background(srv: Srv) -> No
     assert any(f["path"].endswith("password") for f in version.findings)
     assert "hunter2" not in json.dumps(version.to_json())
     assert answered < 30
+
+
+def test_lock_refusals_check_the_token_before_the_body(srv: Srv) -> None:
+    # LOCK/UNLOCK read their (small) body before the token check; an auth failure
+    # must still win over a bad or oversized body, and be audited.
+    big = b"x" * (64 * 1024 + 1)
+    nobody = httpx.Client(base_url=srv.url, timeout=30)
+    _OPEN.append(nobody)
+    assert nobody.request("LOCK", "/v1/locks/app", content=big).status_code == 401
+    assert nobody.request("UNLOCK", "/v1/locks/app", content=b"{bad").status_code == 401
+    reader = Backend(srv, srv.reader)
+    assert reader.c.request("LOCK", "/v1/locks/app", content=big).status_code == 403
+    assert reader.unlock(None).status_code == 403
+    writer = Backend(srv, srv.admin)
+    assert writer.c.request("LOCK", "/v1/locks/app", content=big).status_code == 413
+    assert writer.c.request("LOCK", "/v1/locks/app", content=b"{bad").status_code == 400
+    assert writer.lock("L", wait="soon").status_code == 400
+    assert srv.store.get_lock("app") is None
+    failures = [e for e in srv.store.audit_events() if e.action == "auth"]
+    assert [e.outcome for e in failures].count("unauthenticated") == 2
+    assert [e.outcome for e in failures].count("forbidden") == 2

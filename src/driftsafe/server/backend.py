@@ -17,11 +17,11 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 
 from driftsafe.durations import parse_duration
-from driftsafe.errors import BadRequest, Conflict, Forbidden, PayloadTooLarge
+from driftsafe.errors import BadRequest, Conflict, DriftsafeError, Forbidden, PayloadTooLarge
 from driftsafe.server.context import ServerContext, read_body, release_free_memory, workspace_name
 from driftsafe.state.model import TfState, parse_state
 from driftsafe.state.secrets import scan_state
-from driftsafe.store import Actor, LockRecord, VersionRecord
+from driftsafe.store import Actor, LockRecord, LockResult, VersionRecord
 
 LOCK_BODY_LIMIT = 64 * 1024
 STREAM_CHUNK = 1024 * 1024
@@ -48,7 +48,7 @@ def _lockinfo_response(lock: LockRecord, status: int) -> Response:
 async def get_state(request: Request) -> Response:
     ctx = _ctx(request)
     ws = workspace_name(request.path_params["workspace"])
-    found = await ctx.auth_call(request, "read", ws, ctx.store.latest_state, ws)
+    _, found = await ctx.auth_call(request, "read", ws, lambda _actor: ctx.store.latest_state(ws))
     if found is None:
         return Response(status_code=204)
     _, body = found
@@ -161,8 +161,18 @@ def _written(
     return JSONResponse({"serial": record.serial, "created": created}, status_code=200)
 
 
-async def _lock_body(request: Request) -> dict[str, Any]:
-    raw = await read_body(request, LOCK_BODY_LIMIT)
+async def _small_body(request: Request, ctx: ServerContext, ws: str) -> bytes:
+    """A LOCK/UNLOCK body, read before the token check so that the check and the
+    lock change share one worker-thread trip; when the body itself is refused, an
+    auth failure still wins, as if the token had been checked first."""
+    try:
+        return await read_body(request, LOCK_BODY_LIMIT)
+    except DriftsafeError:
+        await ctx.auth(request, "write", ws)
+        raise
+
+
+def _lock_info(raw: bytes) -> dict[str, Any]:
     try:
         info = json.loads(raw)
     except ValueError:
@@ -175,11 +185,15 @@ async def _lock_body(request: Request) -> dict[str, Any]:
 async def lock(request: Request) -> Response:
     ctx = _ctx(request)
     ws = workspace_name(request.path_params["workspace"])
-    actor = await ctx.auth(request, "write", ws)
-    info = await _lock_body(request)
+    raw = await _small_body(request, ctx, ws)
     wait_arg = request.query_params.get("wait")
-    wait = min(parse_duration(wait_arg), MAX_LOCK_WAIT) if wait_arg else 0.0
-    result = await ctx.call(ctx.store.acquire_lock, ws, info, actor)
+
+    def attempt(actor: Actor) -> tuple[dict[str, Any], float, LockResult | None]:
+        info = _lock_info(raw)
+        wait = min(parse_duration(wait_arg), MAX_LOCK_WAIT) if wait_arg else 0.0
+        return info, wait, ctx.store.acquire_lock(ws, info, actor)
+
+    actor, (info, wait, result) = await ctx.auth_call(request, "write", ws, attempt)
     assert result is not None
     if result.acquired:
         ctx.metrics.inc("driftsafe_locks_total", outcome="acquired")
@@ -243,40 +257,44 @@ async def _wait_for_lock(
 async def unlock(request: Request) -> Response:
     ctx = _ctx(request)
     ws = workspace_name(request.path_params["workspace"])
-    actor = await ctx.auth(request, "write", ws)
-    raw = await read_body(request, LOCK_BODY_LIMIT)
-    if not raw.strip():
-        # `terraform force-unlock` sends no body and no ID: only an admin may do that.
-        if not actor.admin:
-            await ctx.call(
-                ctx.store.record,
-                "force-unlock",
-                ws,
-                actor,
-                "forbidden",
-                {"reason": "UNLOCK without LockInfo needs an admin token"},
-            )
-            raise Forbidden(
-                f"force-unlock of {ws!r} needs an admin token (an UNLOCK without the "
-                f"holder's LockInfo breaks someone else's lock); token {actor.token!r} "
-                "is not admin"
-            )
-        lock_id = None
-    else:
+    raw = await _small_body(request, ctx, ws)
+
+    def attempt(actor: Actor) -> tuple[str | None, LockRecord | dict[str, Any]]:
+        if not raw.strip():
+            # `terraform force-unlock` sends no body and no ID: only an admin may.
+            if not actor.admin:
+                ctx.store.record(
+                    "force-unlock",
+                    ws,
+                    actor,
+                    "forbidden",
+                    {"reason": "UNLOCK without LockInfo needs an admin token"},
+                )
+                raise Forbidden(
+                    f"force-unlock of {ws!r} needs an admin token (an UNLOCK without the "
+                    f"holder's LockInfo breaks someone else's lock); token {actor.token!r} "
+                    "is not admin"
+                )
+            lock_id = None
+        else:
+            try:
+                info = json.loads(raw)
+            except ValueError:
+                raise BadRequest("UNLOCK body is not JSON: send Terraform's LockInfo") from None
+            lock_id = info.get("ID") if isinstance(info, dict) else None
+            if not isinstance(lock_id, str) or not lock_id:
+                raise BadRequest("UNLOCK LockInfo needs a string ID")
         try:
-            info = json.loads(raw)
-        except ValueError:
-            raise BadRequest("UNLOCK body is not JSON: send Terraform's LockInfo") from None
-        lock_id = info.get("ID") if isinstance(info, dict) else None
-        if not isinstance(lock_id, str) or not lock_id:
-            raise BadRequest("UNLOCK LockInfo needs a string ID")
-    try:
-        released = await ctx.call(ctx.store.release_lock, ws, lock_id, actor)
-    except Conflict as exc:
-        ctx.metrics.inc("driftsafe_conflicts_total", kind="unlock")
-        if isinstance(exc.detail, dict):
-            return JSONResponse(exc.detail, status_code=409)
-        raise
+            return lock_id, ctx.store.release_lock(ws, lock_id, actor)
+        except Conflict as exc:
+            ctx.metrics.inc("driftsafe_conflicts_total", kind="unlock")
+            if isinstance(exc.detail, dict):
+                return lock_id, exc.detail
+            raise
+
+    _, (lock_id, released) = await ctx.auth_call(request, "write", ws, attempt)
+    if isinstance(released, dict):  # held by another lock: Terraform wants its LockInfo
+        return JSONResponse(released, status_code=409)
     ctx.metrics.observe("driftsafe_lock_hold_seconds", max(0.0, time.time() - released.acquired_at))
     ctx.metrics.inc("driftsafe_locks_total", outcome="released" if lock_id else "force_released")
     return JSONResponse(released.lock_info(), status_code=200)

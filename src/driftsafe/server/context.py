@@ -11,7 +11,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from multiprocessing.pool import Pool
-from typing import ParamSpec, TypeVar
+from typing import Concatenate, ParamSpec, TypeVar
 
 import anyio.to_thread
 from starlette.requests import Request
@@ -108,33 +108,36 @@ class ServerContext:
         request: Request,
         scope: str,
         workspace: str,
-        func: Callable[P, T],
+        func: Callable[Concatenate[Actor, P], T],
         *args: P.args,
         **kwargs: P.kwargs,
-    ) -> T:
-        """``auth`` then ``func`` in one worker-thread trip (a trip costs about as much
-        as the token lookup itself); ``func`` runs only for an allowed caller."""
+    ) -> tuple[Actor, T]:
+        """``auth`` then ``func(actor, ...)`` in one worker-thread trip (a trip costs
+        about as much as the token lookup); ``func`` runs only for an allowed caller.
+        Refusals are audited and counted exactly as ``auth`` does."""
         header = request.headers.get("authorization", "")
         secret = None if self.insecure_no_auth else _credentials(header)
+        remote = request.client.host if request.client else None
 
-        def work() -> tuple[TokenRecord | None, bool, T | None]:
+        def work() -> tuple[TokenRecord | None, tuple[Actor, T] | None]:
             if self.insecure_no_auth:
                 token: TokenRecord | None = ANONYMOUS
             else:
                 token = self.store.authenticate(secret) if secret else None
             if token is None or not token.allows(scope, workspace):
-                return token, False, None
+                return token, None
             request.state.token = token
-            return token, True, func(*args, **kwargs)
+            actor = Actor(token.name, remote, admin=token.allows("admin", workspace))
+            return token, (actor, func(actor, *args, **kwargs))
 
-        token, allowed, result = await self.call(work)
-        if allowed:
-            return result  # type: ignore[return-value]
+        token, done = await self.call(work)
+        if done is not None:
+            return done
         if token is None:
             await self._refuse_unknown(request, workspace, secret)
         assert token is not None
         await self._admit(request, token, scope, workspace)  # raises Forbidden
-        raise AssertionError("unreachable")
+        raise AssertionError("unreachable: the token was refused above")
 
     async def _admit(
         self, request: Request, token: TokenRecord, scope: str, workspace: str | None
