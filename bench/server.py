@@ -188,6 +188,7 @@ def overhead(
     out: dict[str, Any] = {}
     schemas = []
     for n in (1, 100):
+        roots = {}
         for kind in kinds:
             root = base / f"a-{kind}-{n}"
             root.mkdir()
@@ -201,13 +202,21 @@ def overhead(
             (root / "main.tf").write_text(root_body(n))
             timed(engine, ["init", "-input=false", "-no-color"], root, env)
             timed(engine, APPLY, root, env)  # create: not timed against others
-            plans, applies = [], []
-            for rep in range(reps):
-                plans.append(timed(engine, PLAN, root, env))
-                applies.append(timed(engine, [*APPLY, "-var", f"v={rep + 1}"], root, env))
+            roots[kind] = root
+        plans: dict[str, list[float]] = {kind: [] for kind in kinds}
+        applies: dict[str, list[float]] = {kind: [] for kind in kinds}
+        # Backends take turns within each repetition, so a slow spell of the machine
+        # (other jobs) weighs on every backend alike instead of on one ratio.
+        for rep in range(reps):
+            for kind in kinds:
+                plans[kind].append(timed(engine, PLAN, roots[kind], env))
+                applies[kind].append(
+                    timed(engine, [*APPLY, "-var", f"v={rep + 1}"], roots[kind], env)
+                )
+        for kind in kinds:
             out[f"{kind}/{n}"] = {
-                "plan_s": statistics.median(plans),
-                "apply_s": statistics.median(applies),
+                "plan_s": statistics.median(plans[kind]),
+                "apply_s": statistics.median(applies[kind]),
             }
     for n in (1, 100):
         local = out[f"local/{n}"]
