@@ -104,19 +104,21 @@ def test_timeout_interrupts(settings: Settings, tmp_path: Path) -> None:
 def test_sigkill_and_sigstop(settings: Settings, tmp_path: Path) -> None:
     engine = get_engine(settings, str(_fake_terraform(tmp_path, "time.sleep(30)")))
     proc = engine.start(["apply"], cwd=tmp_path)
-    assert proc.wait_for_output("fake out", timeout=10)
-    proc.send_signal(signal.SIGSTOP)
-    # The kernel stops the process asynchronously: poll briefly for state T.
-    deadline = time.monotonic() + 10
-    state = ""
-    while time.monotonic() < deadline:
-        state = Path(f"/proc/{proc.pid}/stat").read_text().split()[2]
-        if state == "T":
-            break
-        time.sleep(0.02)
-    assert state == "T"
-    proc.send_signal(signal.SIGCONT)
-    proc.kill()
+    try:
+        assert proc.wait_for_output("fake out", timeout=10)
+        proc.send_signal(signal.SIGSTOP)
+        # The kernel stops the process asynchronously: poll briefly for state T.
+        deadline = time.monotonic() + 10
+        state = ""
+        while time.monotonic() < deadline:
+            state = Path(f"/proc/{proc.pid}/stat").read_text().split()[2]
+            if state == "T":
+                break
+            time.sleep(0.02)
+        assert state == "T"
+        proc.send_signal(signal.SIGCONT)
+    finally:
+        proc.kill()  # never leave a stopped child behind, even when an assertion fails
     result = proc.wait(timeout=10)
     assert result.signal == signal.SIGKILL
 
