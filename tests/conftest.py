@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+import uuid
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from urllib.parse import quote
 
 import pytest
 
@@ -47,3 +49,44 @@ def pg_url() -> str:
     if not url:
         pytest.skip("PostgreSQL tests need DRIFTSAFE_TEST_PG_URL (set by .ci/run)")
     return url
+
+
+def pg_schema_url(pg_url: str, schema: str) -> str:
+    """``pg_url`` with ``schema`` first on the search path."""
+    sep = "&" if "?" in pg_url else "?"
+    return f"{pg_url}{sep}options={quote(f'-csearch_path={schema}')}"
+
+
+@pytest.fixture
+def make_store_url(
+    tmp_path: Path, request: pytest.FixtureRequest
+) -> Iterator[Callable[[str], str]]:
+    """``make(kind)`` -> the URL of an empty store: ``sqlite`` (a new file) or ``pg``
+    (a fresh schema on the real PostgreSQL, dropped afterwards)."""
+    schemas: list[tuple[str, str]] = []
+
+    def make(kind: str) -> str:
+        if kind == "sqlite":
+            return f"sqlite:///{tmp_path / f'ds-{uuid.uuid4().hex[:6]}.db'}"
+        pg_url: str = request.getfixturevalue("pg_url")
+        import psycopg
+
+        schema = f"t_{uuid.uuid4().hex[:12]}"
+        with psycopg.connect(pg_url, autocommit=True) as conn:
+            conn.execute(f"CREATE SCHEMA {schema}")
+        schemas.append((pg_url, schema))
+        return pg_schema_url(pg_url, schema)
+
+    yield make
+    if schemas:
+        import psycopg
+
+        for pg_url, schema in schemas:
+            with psycopg.connect(pg_url, autocommit=True) as conn:
+                conn.execute(f"DROP SCHEMA {schema} CASCADE")
+
+
+@pytest.fixture(params=["sqlite", pytest.param("pg", marks=pytest.mark.pg)])
+def store_url(request: pytest.FixtureRequest, make_store_url: Callable[[str], str]) -> str:
+    """Each test that takes it runs twice: on SQLite and on PostgreSQL."""
+    return make_store_url(request.param)

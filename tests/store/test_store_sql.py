@@ -54,9 +54,9 @@ def new_store(url: str, key: str | None = None, **kw: int) -> SqlStore:
     return store
 
 
-def test_migrations_upgrade_in_place(db_url: str) -> None:
+def test_migrations_upgrade_in_place(store_url: str) -> None:
     key = new_key_text()
-    old = SqlStore(db_url, Cipher(decode_key(key, "t")))
+    old = SqlStore(store_url, Cipher(decode_key(key, "t")))
     try:
         assert old.initialize(target=1) == [1]
         assert old.schema_version() == 1
@@ -64,7 +64,7 @@ def test_migrations_upgrade_in_place(db_url: str) -> None:
         write(old, "ws", body(1))
     finally:
         old.close()
-    store = SqlStore(db_url, Cipher(decode_key(key, "t")))
+    store = SqlStore(store_url, Cipher(decode_key(key, "t")))
     try:
         assert store.initialize() == [2]
         assert store.initialize() == []
@@ -76,7 +76,7 @@ def test_migrations_upgrade_in_place(db_url: str) -> None:
             conn.execute(sa.text("INSERT INTO ds_schema_version VALUES (99, 0)"))
     finally:
         store.close()
-    newer = SqlStore(db_url, Cipher(decode_key(key, "t")))
+    newer = SqlStore(store_url, Cipher(decode_key(key, "t")))
     try:
         with pytest.raises(StoreError, match="newer than this driftsafe"):
             newer.initialize()
@@ -131,8 +131,8 @@ def test_rotate_key_reencrypts_everything(tmp_path: Path) -> None:
         open_store(settings.with_(encryption_key=old_key.strip()))
 
 
-def test_tokens_are_hashed_scoped_and_revocable(db_url: str) -> None:
-    store = new_store(db_url)
+def test_tokens_are_hashed_scoped_and_revocable(store_url: str) -> None:
+    store = new_store(store_url)
     try:
         record, secret = store.create_token("ci", "write", "team/*")
         with pytest.raises(Conflict):
@@ -157,16 +157,16 @@ def test_tokens_are_hashed_scoped_and_revocable(db_url: str) -> None:
         store.close()
 
 
-def test_retention_keeps_newest_and_never_the_latest(db_url: str) -> None:
+def test_retention_keeps_newest_and_never_the_latest(store_url: str) -> None:
     key = new_key_text()
-    store = new_store(db_url, key, retention=2)
+    store = new_store(store_url, key, retention=2)
     try:
         for serial in range(1, 6):
             write(store, "ws", body(serial))
         assert [v.serial for v in store.list_versions("ws")] == [5, 4]
     finally:
         store.close()
-    keep_all = new_store(db_url, key)  # the default keeps everything
+    keep_all = new_store(store_url, key)  # the default keeps everything
     try:
         for serial in range(10, 13):
             write(keep_all, "other", body(serial))
@@ -293,12 +293,12 @@ WRITER_SCRIPT = textwrap.dedent(
 
 
 @pytest.mark.slow
-def test_kill_9_mid_write_leaves_previous_version_readable(db_url: str, tmp_path: Path) -> None:
+def test_kill_9_mid_write_leaves_previous_version_readable(store_url: str, tmp_path: Path) -> None:
     key = new_key_text()
     script = tmp_path / "writer.py"
     script.write_text(WRITER_SCRIPT)
     proc = subprocess.Popen(
-        [sys.executable, str(script), db_url, key], stdout=subprocess.PIPE, text=True
+        [sys.executable, str(script), store_url, key], stdout=subprocess.PIPE, text=True
     )
     acknowledged = 0
     assert proc.stdout is not None
@@ -309,7 +309,7 @@ def test_kill_9_mid_write_leaves_previous_version_readable(db_url: str, tmp_path
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
     proc.stdout.close()
-    store = new_store(db_url, key)
+    store = new_store(store_url, key)
     try:
         found = store.list_versions("crash")
         serials = [v.serial for v in found]
@@ -324,8 +324,8 @@ def test_kill_9_mid_write_leaves_previous_version_readable(db_url: str, tmp_path
 
 
 @pytest.mark.pg
-def test_release_notifies_another_store_on_postgres(new_store_url) -> None:  # type: ignore[no-untyped-def]
-    url = new_store_url("pg")
+def test_release_notifies_another_store_on_postgres(make_store_url) -> None:  # type: ignore[no-untyped-def]
+    url = make_store_url("pg")
     key = new_key_text()
     a, b = new_store(url, key), new_store(url, key)
     heard = threading.Event()
@@ -347,7 +347,7 @@ def test_release_notifies_another_store_on_postgres(new_store_url) -> None:  # t
         b.close()
 
 
-def test_large_body_round_trips_encrypted(db_url: str) -> None:
+def test_large_body_round_trips_encrypted(store_url: str) -> None:
     # Over the size that SQLite gets in slices through a blob handle.
     filler = os.urandom(3 * 1024 * 1024).hex()
     data = json.dumps(
@@ -360,7 +360,7 @@ def test_large_body_round_trips_encrypted(db_url: str) -> None:
             "resources": [],
         }
     ).encode()
-    store = new_store(db_url)
+    store = new_store(store_url)
     try:
         record, created = write(store, "big", data)
         assert created and record.size == len(data)
