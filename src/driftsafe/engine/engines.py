@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import shutil
 import sys
@@ -28,6 +29,12 @@ class Engine:
     def argv(self, args: Sequence[str]) -> list[str]:
         return [*self.argv_prefix, *args]
 
+    @functools.cached_property
+    def cli_config(self) -> Path:
+        """driftsafe's CLI config (and provider mirror), written once per engine rather
+        than re-checked on every Terraform run."""
+        return ensure_cli_config(self.settings.home)
+
     def environment(
         self, extra: Mapping[str, str] | None = None, base: Mapping[str, str] | None = None
     ) -> tuple[dict[str, str], dict[str, str]]:
@@ -38,7 +45,7 @@ class Engine:
         """
         env = dict(os.environ if base is None else base)
         ours = {
-            "TF_CLI_CONFIG_FILE": str(ensure_cli_config(self.settings.home)),
+            "TF_CLI_CONFIG_FILE": str(self.cli_config),
             "CHECKPOINT_DISABLE": "1",
         }
         ours.update(extra or {})

@@ -60,18 +60,14 @@ def prepare_dir(root: Path) -> bool:
 
 
 def _rmtree(path: Path) -> None:
-    # Releases are read-only by design; make them writable so a new run can start clean.
-    def onerror(func: Any, p: str, _exc: Any) -> None:
-        os.chmod(os.path.dirname(p), 0o755)
-        os.chmod(p, 0o755) if os.path.isdir(p) else None
-        func(p)
-
+    # Releases are read-only directories by design; deleting their files needs their
+    # directories writable again (symlinks are left alone: chmod would follow them).
     for dirpath, dirnames, _files in os.walk(path):
         for d in dirnames:
             full = os.path.join(dirpath, d)
             if not os.path.islink(full):
                 os.chmod(full, 0o755)
-    shutil.rmtree(path, onerror=onerror)
+    shutil.rmtree(path)
 
 
 @dataclass
@@ -123,7 +119,7 @@ class Drill:
             "DRIFTSAFE_SERVER": self.server_url,
             "DRIFTSAFE_TOKEN": self.admin_token,
             "DRIFTSAFE_ENGINE": self.engine.name,
-            "TF_CLI_CONFIG_FILE": str(self.engine.environment()[1]["TF_CLI_CONFIG_FILE"]),
+            "TF_CLI_CONFIG_FILE": str(self.engine.cli_config),
         }
 
     def tf_env(self, token: str | None = None, **extra: str) -> dict[str, str]:

@@ -8,6 +8,7 @@ from captured command output.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
@@ -146,8 +147,6 @@ def _setup(d: Drill, say: Callable[[str], None]) -> None:
         )
         if r.returncode != 0:
             raise DrillError(f"could not create the {scope} token: {r.stderr.strip()}")
-        import json
-
         tokens[scope] = json.loads(r.stdout)["token"]
         d.ev.redact(tokens[scope])
     d.admin_token, d.write_token = tokens["admin"], tokens["write"]

@@ -10,6 +10,7 @@ import re
 import time
 from pathlib import Path
 
+from driftsafe.client import Client
 from driftsafe.lab.drill.context import Drill
 from driftsafe.lab.drill.steps_drift import CONFIG_ADDR, RELEASE_ADDR
 
@@ -43,11 +44,10 @@ def step_secrets(d: Drill) -> None:
         "Stored versions of staging",
     )
     serials = [v["serial"] for v in (versions.body or {}).get("versions", [])]
-    leaked = []
-    for serial in serials:
-        body = _get_state(d, d.workspace("staging"), serial)
-        if d.secret in body:
-            leaked.append(serial)
+    # The raw bodies are searched in memory, never printed.
+    with Client(d.server_url, d.admin_token) as client:
+        states = {n: client.version(d.workspace("staging"), n)["state"] for n in serials}
+    leaked = [n for n, state in states.items() if d.secret in json.dumps(state)]
     t_grep = d.ev.capture(
         s,
         "Raw search for the secret in every stored version",
@@ -81,7 +81,7 @@ def step_secrets(d: Drill) -> None:
         + (f"; found in {local_hits}" if local_hits else ""),
     )
     control = d.root / "control.tfstate"
-    state = json.loads(_get_state(d, d.workspace("staging"), serials[0])) if serials else {}
+    state = dict(states[serials[0]]) if serials else {}
     planted = "AKIA" + "ZQ3DRIFTSAFEX7Q2"  # AWS access key id format
     state.setdefault("resources", []).append(
         {
@@ -122,18 +122,6 @@ def _contains(path: Path, needle: str) -> bool:
         return needle.encode() in path.read_bytes()
     except OSError:
         return False
-
-
-def _get_state(d: Drill, ws: str, serial: int) -> str:
-    import httpx
-
-    r = httpx.get(
-        f"{d.server_url}/api/v1/workspaces/{ws}/versions/{serial}",
-        headers={"Authorization": f"Bearer {d.admin_token}"},
-        timeout=30,
-    )
-    r.raise_for_status()
-    return json.dumps(r.json().get("state", {}))
 
 
 def step_versions(d: Drill) -> None:

@@ -25,9 +25,9 @@ def slow_env(seconds: int, trigger: str) -> dict[str, str]:
     return {"TF_VAR_rollout_seconds": str(seconds), "TF_VAR_rollout_trigger": trigger}
 
 
-def _audit(d: Drill, env: str) -> list[dict[str, Any]]:
+def _audit(d: Drill, s: str, env: str) -> list[dict[str, Any]]:
     call = d.api(
-        "waiting",
+        s,
         "GET",
         f"/api/v1/audit?workspace={d.workspace(env)}&limit=200",
         "Audit log of staging (lock and unlock times)",
@@ -248,7 +248,7 @@ def step_waiting(d: Drill) -> None:
     shutil.rmtree(d.env_dir(waiter_dir))
     t_h2 = d.ev.record(s, held2, title="apply C (holds the lock)")
     t_w2 = d.ev.record(s, waiter2, title="apply D with the server-side wait (?wait=60s)")
-    events = _audit(d, "staging")
+    events = _audit(d, s, "staging")
     id_a = ((lock["lock"].body or {}).get("lock") or {}).get("id")
     id_c = ((lock2["lock"].body or {}).get("lock") or {}).get("id")
 
