@@ -36,8 +36,10 @@ ENV = {"TF_VAR_app_secret": "bench-secret-value", "TF_IN_AUTOMATION": "1"}
 def setup(base: Path, count: int, engine) -> list[Path]:  # type: ignore[no-untyped-def]
     stack = init_stack(base / "stack")
     staging = stack.envs["staging"]
-    for args in (["init", "-input=false", "-no-color"],
-                 ["apply", "-input=false", "-auto-approve", "-no-color"]):
+    for args in (
+        ["init", "-input=false", "-no-color"],
+        ["apply", "-input=false", "-auto-approve", "-no-color"],
+    ):
         result = engine.run(args, cwd=staging, env=ENV)
         if result.returncode != 0:
             sys.exit(f"setup failed: terraform {args[0]}: {result.stderr}")
@@ -58,8 +60,11 @@ def sequential(roots: list[Path], engine, tmp: Path) -> float:  # type: ignore[n
     for root in roots:
         for name, extra in (("refresh", ["-refresh-only"]), ("normal", [])):
             plan = tmp / f"{root.name}-{name}.tfplan"
-            result = engine.run(["plan", "-input=false", "-no-color", "-lock-timeout=5s",
-                                 f"-out={plan}", *extra], cwd=root, env=ENV)
+            result = engine.run(
+                ["plan", "-input=false", "-no-color", "-lock-timeout=5s", f"-out={plan}", *extra],
+                cwd=root,
+                env=ENV,
+            )
             assert result.returncode == 0, result.stderr
             shown = engine.run(["show", "-json", "-no-color", str(plan)], cwd=root, env=ENV)
             assert shown.returncode == 0, shown.stderr
@@ -75,8 +80,7 @@ def main() -> None:
     sizes = [int(s) for s in args.sizes.split(",")]
     base = Path(args.dir or tempfile.mkdtemp(prefix="driftsafe-bench-"))
     base.mkdir(parents=True, exist_ok=True)
-    settings = Settings.from_env({**os.environ,
-                                  "DRIFTSAFE_HOME": str(base / "home")})
+    settings = Settings.from_env({**os.environ, "DRIFTSAFE_HOME": str(base / "home")})
     engine = get_engine(settings, None)
     roots = setup(base, max(sizes), engine)
     tmp = base / "plans"
@@ -96,24 +100,36 @@ def main() -> None:
         for r in reports:
             classify(r.refresh_plan or {}, r.normal_plan, root=r.name)
         classify_ms = (time.perf_counter() - c0) * 1000 / len(reports)
-        rows.append({
-            "roots": n,
-            "sequential_s": round(seq, 2),
-            "driftsafe_s": round(par, 2),
-            "speedup": round(seq / par, 2),
-            "terraform_s_per_root": round(sum(tf) / n, 2),
-            "own_ms_per_root": round(1000 * sum(own) / n, 1),
-            "own_pct_of_terraform": round(100 * sum(own) / sum(tf), 2),
-            "classify_ms_per_root": round(classify_ms, 2),
-            "findings_per_root": len(reports[0].findings),
-        })
+        rows.append(
+            {
+                "roots": n,
+                "sequential_s": round(seq, 2),
+                "driftsafe_s": round(par, 2),
+                "speedup": round(seq / par, 2),
+                "terraform_s_per_root": round(sum(tf) / n, 2),
+                "own_ms_per_root": round(1000 * sum(own) / n, 1),
+                "own_pct_of_terraform": round(100 * sum(own) / sum(tf), 2),
+                "classify_ms_per_root": round(classify_ms, 2),
+                "findings_per_root": len(reports[0].findings),
+            }
+        )
     if args.json:
         print(json.dumps({"cores": os.cpu_count(), "results": rows}, indent=2))
         return
-    print(f"drift check benchmark ({os.cpu_count()} cores, lab provider, "
-          f"{rows[0]['findings_per_root']} findings per root)")
-    head = ("roots", "sequential_s", "driftsafe_s", "speedup", "terraform_s_per_root",
-            "own_ms_per_root", "own_pct_of_terraform", "classify_ms_per_root")
+    print(
+        f"drift check benchmark ({os.cpu_count()} cores, lab provider, "
+        f"{rows[0]['findings_per_root']} findings per root)"
+    )
+    head = (
+        "roots",
+        "sequential_s",
+        "driftsafe_s",
+        "speedup",
+        "terraform_s_per_root",
+        "own_ms_per_root",
+        "own_pct_of_terraform",
+        "classify_ms_per_root",
+    )
     print("  ".join(head))
     for row in rows:
         print("  ".join(str(row[h]).rjust(len(h)) for h in head))

@@ -46,7 +46,7 @@ def config(kind: str, n: int, files_dir: Path) -> str:
             'resource "lab_config_file" "f" {\n'
             f"  count  = {n}\n"
             f'  path   = "{files_dir}/f${{count.index}}.conf"\n'
-            "  values = { index = tostring(count.index), env = \"bench\" }\n"
+            '  values = { index = tostring(count.index), env = "bench" }\n'
             "}\n"
         )
     return (
@@ -115,26 +115,29 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(rows, indent=2))
         return 0
     print(f"engine: {engine.describe()}")
-    print(f"{'kind':<15}{'N':>5}{'plan s':>9}{'apply s':>9}{'replan s':>10}"
-          f"{'starts p/a/r':>14}{'ready s/start':>15}")
+    print(
+        f"{'kind':<15}{'N':>5}{'plan s':>9}{'apply s':>9}{'replan s':>10}"
+        f"{'starts p/a/r':>14}{'ready s/start':>15}"
+    )
     for row in rows:
         starts = [row[f"{s}_starts"] for s in ("plan", "apply", "replan")]
         total = sum(starts)
         per_start = (
             sum(row[f"{s}_start_cost"] for s in ("plan", "apply", "replan")) / total
-            if total else 0.0
+            if total
+            else 0.0
         )
-        print(f"{row['kind']:<15}{row['n']:>5}{row['plan']:>9.2f}{row['apply']:>9.2f}"
-              f"{row['replan']:>10.2f}{'/'.join(map(str, starts)):>14}"
-              f"{per_start if total else float('nan'):>15.3f}")
+        print(
+            f"{row['kind']:<15}{row['n']:>5}{row['plan']:>9.2f}{row['apply']:>9.2f}"
+            f"{row['replan']:>10.2f}{'/'.join(map(str, starts)):>14}"
+            f"{per_start if total else float('nan'):>15.3f}"
+        )
     by = {(r["kind"], r["n"]): r for r in rows}
     for kind in KINDS[1:]:
         print(f"\nratio {kind} / terraform_data:")
         for n in sizes:
             lab, base = by[(kind, n)], by[("terraform_data", n)]
-            ratios = "  ".join(
-                f"{s} {lab[s] / base[s]:.1f}x" for s in ("plan", "apply", "replan")
-            )
+            ratios = "  ".join(f"{s} {lab[s] / base[s]:.1f}x" for s in ("plan", "apply", "replan"))
             print(f"  N={n:<4} {ratios}")
     if len(sizes) > 1:
         lo, hi = min(sizes), max(sizes)
@@ -142,8 +145,10 @@ def main(argv: list[str] | None = None) -> int:
         base_per = (by[("terraform_data", hi)]["replan"] - by[("terraform_data", lo)]["replan"]) / (
             hi - lo
         )
-        print(f"\nmarginal cost per extra object in a plan with state: lab {per * 1000:.1f} ms,"
-              f" terraform_data {base_per * 1000:.1f} ms")
+        print(
+            f"\nmarginal cost per extra object in a plan with state: lab {per * 1000:.1f} ms,"
+            f" terraform_data {base_per * 1000:.1f} ms"
+        )
     return 0
 
 

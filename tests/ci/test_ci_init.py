@@ -32,30 +32,34 @@ def _load(path: Path) -> dict:
 @pytest.mark.parametrize("alert", ["issue", "pr", "both"])
 def test_workflows_pass_actionlint(tmp_path: Path, alert: str) -> None:
     repo = _repo(tmp_path)
-    result = CliRunner().invoke(cli, ["ci", "init", str(repo), "--alert", alert,
-                                      "--secret-var", "app_secret"])
+    result = CliRunner().invoke(
+        cli, ["ci", "init", str(repo), "--alert", alert, "--secret-var", "app_secret"]
+    )
     assert result.exit_code == 0, result.output
     files = sorted((repo / ".github" / "workflows").glob("*.yml"))
     assert [f.name for f in files] == ["drift.yml", "terraform-apply.yml", "terraform-plan.yml"]
-    lint = subprocess.run([str(ACTIONLINT), "-no-color", *map(str, files)], cwd=repo,
-                          capture_output=True, text=True)
+    lint = subprocess.run(
+        [str(ACTIONLINT), "-no-color", *map(str, files)], cwd=repo, capture_output=True, text=True
+    )
     assert lint.returncode == 0, lint.stdout + lint.stderr
 
 
 def test_actionlint_catches_a_broken_workflow(tmp_path: Path) -> None:
     # the check above can fail: a bad expression is reported
     bad = tmp_path / "bad.yml"
-    bad.write_text("on: push\njobs:\n  a:\n    runs-on: ubuntu-latest\n    steps:\n"
-                   "      - run: echo ${{ matrix.nope }}\n")
-    lint = subprocess.run([str(ACTIONLINT), "-no-color", str(bad)], capture_output=True,
-                          text=True)
+    bad.write_text(
+        "on: push\njobs:\n  a:\n    runs-on: ubuntu-latest\n    steps:\n"
+        "      - run: echo ${{ matrix.nope }}\n"
+    )
+    lint = subprocess.run([str(ACTIONLINT), "-no-color", str(bad)], capture_output=True, text=True)
     assert lint.returncode != 0
 
 
 def test_workflow_contents(tmp_path: Path) -> None:
     repo = _repo(tmp_path)
-    result = CliRunner().invoke(cli, ["ci", "init", str(repo), "--json", "--cron", "5 4 * * 1",
-                                      "--lock-timeout", "7m"])
+    result = CliRunner().invoke(
+        cli, ["ci", "init", str(repo), "--json", "--cron", "5 4 * * 1", "--lock-timeout", "7m"]
+    )
     assert result.exit_code == 0, result.output
     wf = repo / ".github" / "workflows"
     apply = _load(wf / "terraform-apply.yml")

@@ -38,8 +38,9 @@ class FakeSaaS:
     def calls(self, method: str, prefix: str) -> list[Recorded]:
         return [r for r in self.requests if r.method == method and r.path.startswith(prefix)]
 
-    def handle(self, method: str, path: str, query: dict[str, list[str]], body: Any
-               ) -> tuple[int, Any]:
+    def handle(
+        self, method: str, path: str, query: dict[str, list[str]], body: Any
+    ) -> tuple[int, Any]:
         if path == "/hook":
             return 200, {"ok": True}
         if path == "/broken-hook":
@@ -52,14 +53,22 @@ class FakeSaaS:
             labels = query.get("labels", [""])[0]
             state = query.get("state", ["open"])[0]
             page = int(query.get("page", ["1"])[0])
-            found = [i for i in self.issues.values() if i["state"] == state and
-                     (not labels or labels in i["labels"])]
+            found = [
+                i
+                for i in self.issues.values()
+                if i["state"] == state and (not labels or labels in i["labels"])
+            ]
             return 200, found if page == 1 else []
         if rest == ["issues"] and method == "POST":
             number = self._number()
-            issue = {"number": number, "state": "open", "title": body["title"],
-                     "body": body["body"], "labels": body.get("labels", []),
-                     "html_url": f"{self.url}/issues/{number}"}
+            issue = {
+                "number": number,
+                "state": "open",
+                "title": body["title"],
+                "body": body["body"],
+                "labels": body.get("labels", []),
+                "html_url": f"{self.url}/issues/{number}",
+            }
             self.issues[number] = issue
             self.comments[number] = []
             return 201, issue
@@ -73,17 +82,21 @@ class FakeSaaS:
                 comment = {"id": len(self.comments[number]) + 1, "body": body["body"]}
                 self.comments[number].append(comment)
                 return 201, comment
-            return 200, self.comments.get(number, []) if query.get("page", ["1"])[0] == "1" \
-                else []
+            return 200, self.comments.get(number, []) if query.get("page", ["1"])[0] == "1" else []
         if rest == ["pulls"] and method == "GET":
             head = query.get("head", [""])[0]
             owner = parts[1]
-            return 200, [p for p in self.pulls if p["state"] == "open"
-                         and f"{owner}:{p['head']}" == head]
+            return 200, [
+                p for p in self.pulls if p["state"] == "open" and f"{owner}:{p['head']}" == head
+            ]
         if rest == ["pulls"] and method == "POST":
             number = self._number()
-            pull = {"number": number, "state": "open", **body,
-                    "html_url": f"{self.url}/pull/{number}"}
+            pull = {
+                "number": number,
+                "state": "open",
+                **body,
+                "html_url": f"{self.url}/pull/{number}",
+            }
             self.pulls.append(pull)
             return 201, pull
         return 404, {"message": "Not Found"}
@@ -105,8 +118,9 @@ def saas() -> Iterator[FakeSaaS]:
             raw = self.rfile.read(length) if length else b""
             body = json.loads(raw) if raw else None
             query = parse_qs(split.query)
-            fake.requests.append(Recorded(self.command, split.path, query,
-                                          dict(self.headers.items()), body))
+            fake.requests.append(
+                Recorded(self.command, split.path, query, dict(self.headers.items()), body)
+            )
             status, answer = fake.handle(self.command, split.path, query, body)
             data = json.dumps(answer).encode()
             self.send_response(status)

@@ -10,7 +10,7 @@ from driftsafe.drift import hcl
 from driftsafe.drift.codify import apply_edits, parse_target, plan_codify, restore
 from driftsafe.errors import ConfigError
 
-MODULE = '''# the app module
+MODULE = """# the app module
 variable "max_connections" { type = number }
 variable "port" { type = number }
 variable "opts" { type = map(string) }
@@ -26,23 +26,23 @@ resource "lab_config_file" "app" {
   }
   mode = "0644"
 }
-'''
+"""
 
-ROOT = '''module "app" {
+ROOT = """module "app" {
   source = "../../modules/app"
 
   max_connections = var.max_connections
   port            = 8080 // fixed here
   opts            = var.opts
 }
-'''
+"""
 
-TFVARS = '''# staging values
+TFVARS = """# staging values
 max_connections = 100   # raised in 2024
 opts = {
   timeout = "30"
 }
-'''
+"""
 
 
 @pytest.fixture
@@ -112,21 +112,24 @@ def test_unsupported_expressions_are_refused(stack: Path) -> None:
 
 def test_variable_only_defaulted_is_added_to_tfvars(tmp_path: Path) -> None:
     (tmp_path / "main.tf").write_text(
-        'variable "size" {\n  default = 3\n}\nresource "lab_x" "y" {\n  size = var.size\n}\n')
+        'variable "size" {\n  default = 3\n}\nresource "lab_x" "y" {\n  size = var.size\n}\n'
+    )
     edit = plan_codify(tmp_path, parse_target("lab_x.y.size"), 5)
     apply_edits([edit])
     assert (tmp_path / "terraform.tfvars").read_text() == "size = 5\n"
 
 
 def test_scanner_skips_strings_heredocs_and_comments() -> None:
-    text = ('a = "x { y"  # } not a brace\n'
-            'b = <<EOT\n}\nEOT\n'
-            '/* c = 1 */\n'
-            'blk "l" { inner = [1,\n 2] }\n')
+    text = (
+        'a = "x { y"  # } not a brace\n'
+        "b = <<EOT\n}\nEOT\n"
+        "/* c = 1 */\n"
+        'blk "l" { inner = [1,\n 2] }\n'
+    )
     items = hcl.parse_body(text)
     assert [getattr(i, "name", getattr(i, "type", None)) for i in items] == ["a", "b", "blk"]
     a = hcl.find_attr(items, "a")
-    assert a is not None and text[a.expr_start:a.expr_end] == '"x { y"'
+    assert a is not None and text[a.expr_start : a.expr_end] == '"x { y"'
     blk = hcl.find_block(items, "blk", "l")
     assert blk is not None and hcl.find_attr(blk.items, "inner") is not None
     assert hcl.render_literal("a${b}", '"z"') == '"a$${b}"'

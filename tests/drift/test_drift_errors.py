@@ -20,7 +20,7 @@ from driftsafe.cli.main import cli
 from driftsafe.drift.check import check_roots
 from driftsafe.engine import Engine
 
-SLOW_APPLY = '''
+SLOW_APPLY = """
 variable "n" {
   default = "1"
 }
@@ -30,7 +30,7 @@ resource "terraform_data" "slow" {
     command = "sleep 30"
   }
 }
-'''
+"""
 
 
 def _root(path: Path, text: str) -> Path:
@@ -39,15 +39,15 @@ def _root(path: Path, text: str) -> Path:
     return path
 
 
-def test_lock_held_elsewhere_is_an_error_naming_the_holder(engine: Engine, tmp_path: Path
-                                                           ) -> None:
+def test_lock_held_elsewhere_is_an_error_naming_the_holder(engine: Engine, tmp_path: Path) -> None:
     root = _root(tmp_path / "envs" / "locked", SLOW_APPLY)
     assert engine.run(["init", "-no-color"], cwd=root, timeout=120).returncode == 0
     apply = engine.start(["apply", "-auto-approve", "-no-color", "-var", "n=2"], cwd=root)
     try:
         assert apply.wait_for_output(r"Provisioning with 'local-exec'", timeout=90)
-        result = CliRunner().invoke(cli, ["drift", "check", str(root), "--json",
-                                          "--lock-timeout", "1s"])
+        result = CliRunner().invoke(
+            cli, ["drift", "check", str(root), "--json", "--lock-timeout", "1s"]
+        )
         assert result.exit_code == 1, result.output
         data = json.loads(result.stdout)
         (report,) = data["roots"]
@@ -66,14 +66,18 @@ def test_failed_init_and_parallel_roots(engine: Engine, tmp_path: Path) -> None:
     good = _root(tmp_path / "a" / "good", 'resource "terraform_data" "x" {\n  input = "a"\n}\n')
     bad = _root(tmp_path / "b" / "bad", 'resource "terraform_data" "x" {\n  input = \n}\n')
     assert engine.run(["init", "-no-color"], cwd=good, timeout=120).returncode == 0
-    assert engine.run(["apply", "-auto-approve", "-no-color"], cwd=good,
-                      timeout=120).returncode == 0
+    assert (
+        engine.run(["apply", "-auto-approve", "-no-color"], cwd=good, timeout=120).returncode == 0
+    )
     seen: list[str] = []
     reports = check_roots([good, bad], engine=engine, progress=seen.append)
     assert [r.status for r in reports] == ["clean", "error"]
     assert "init failed" in reports[1].error["message"]
     assert reports[1].findings == [] and reports[1].runs[0].argv[-3:] == [
-        "init", "-input=false", "-no-color"]
+        "init",
+        "-input=false",
+        "-no-color",
+    ]
     assert sum("[" in line for line in seen) == 2  # one progress line per finished root
     # plans never leave state behind: no terraform.tfstate written by the check itself
     state = json.loads((good / "terraform.tfstate").read_text())
@@ -88,12 +92,35 @@ def server(tmp_path: Path, ds_home: Path) -> Iterator[tuple[str, str]]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("DRIFTSAFE_")}
     env["DRIFTSAFE_HOME"] = str(ds_home)
     db = f"sqlite:///{tmp_path / 'server.db'}"
-    token = json.loads(subprocess.run(
-        [sys.executable, "-m", "driftsafe", "token", "create", "drift", "--scope", "write",
-         "--workspace", "hist/*", "--json", "--db", db],
-        env=env, capture_output=True, text=True, check=True).stdout)["token"]
-    proc = subprocess.Popen([sys.executable, "-m", "driftsafe", "serve", "--db", db,
-                             "--port", "0"], env=env, stderr=subprocess.PIPE, text=True)
+    token = json.loads(
+        subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "driftsafe",
+                "token",
+                "create",
+                "drift",
+                "--scope",
+                "write",
+                "--workspace",
+                "hist/*",
+                "--json",
+                "--db",
+                db,
+            ],
+            env=env,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+    )["token"]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "driftsafe", "serve", "--db", db, "--port", "0"],
+        env=env,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         assert proc.stderr is not None
         url = None
@@ -111,20 +138,24 @@ def server(tmp_path: Path, ds_home: Path) -> Iterator[tuple[str, str]]:
             proc.stderr.close()
 
 
-def test_history_stored_on_server(engine: Engine, tmp_path: Path, server: tuple[str, str],
-                                  monkeypatch: pytest.MonkeyPatch) -> None:
+def test_history_stored_on_server(
+    engine: Engine, tmp_path: Path, server: tuple[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     url, token = server
-    backend = (f'terraform {{\n  backend "http" {{\n    address = "{url}/v1/states/hist/app"\n'
-               f'    lock_address = "{url}/v1/locks/hist/app"\n'
-               f'    unlock_address = "{url}/v1/locks/hist/app"\n'
-               '    lock_method = "LOCK"\n    unlock_method = "UNLOCK"\n  }\n}\n'
-               'resource "terraform_data" "x" {\n  input = "a"\n}\n')
+    backend = (
+        f'terraform {{\n  backend "http" {{\n    address = "{url}/v1/states/hist/app"\n'
+        f'    lock_address = "{url}/v1/locks/hist/app"\n'
+        f'    unlock_address = "{url}/v1/locks/hist/app"\n'
+        '    lock_method = "LOCK"\n    unlock_method = "UNLOCK"\n  }\n}\n'
+        'resource "terraform_data" "x" {\n  input = "a"\n}\n'
+    )
     root = _root(tmp_path / "envs" / "app", backend)
     monkeypatch.setenv("TF_HTTP_USERNAME", "drift")
     monkeypatch.setenv("TF_HTTP_PASSWORD", token)
     assert engine.run(["init", "-no-color"], cwd=root, timeout=120).returncode == 0
-    assert engine.run(["apply", "-auto-approve", "-no-color"], cwd=root,
-                      timeout=120).returncode == 0
+    assert (
+        engine.run(["apply", "-auto-approve", "-no-color"], cwd=root, timeout=120).returncode == 0
+    )
     runner = CliRunner()
     env = {"DRIFTSAFE_SERVER": url, "DRIFTSAFE_TOKEN": token}
     checked = runner.invoke(cli, ["drift", "check", str(root)], env=env)
@@ -151,29 +182,40 @@ def test_help_and_usage_errors(tmp_path: Path) -> None:
     assert nothing.exit_code == 1 and "--codify or --revert" in nothing.stderr
     no_server = runner.invoke(cli, ["drift", "history", "a/b"])
     assert no_server.exit_code == 1 and "--server" in no_server.stderr
-    no_token = runner.invoke(cli, ["drift", "check", str(tmp_path), "--github-issue", "o/r"],
-                             env={"GITHUB_TOKEN": ""})
+    no_token = runner.invoke(
+        cli, ["drift", "check", str(tmp_path), "--github-issue", "o/r"], env={"GITHUB_TOKEN": ""}
+    )
     assert no_token.exit_code == 1 and "GITHUB_TOKEN" in no_token.stderr
 
 
-def test_lock_held_on_a_driftsafe_server(engine: Engine, tmp_path: Path,
-                                         server: tuple[str, str],
-                                         monkeypatch: pytest.MonkeyPatch) -> None:
+def test_lock_held_on_a_driftsafe_server(
+    engine: Engine, tmp_path: Path, server: tuple[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     import httpx
 
     url, token = server
     lock_url = f"{url}/v1/locks/hist/held"
-    root = _root(tmp_path / "envs" / "held", (
-        f'terraform {{\n  backend "http" {{\n    address = "{url}/v1/states/hist/held"\n'
-        f'    lock_address = "{lock_url}"\n    unlock_address = "{lock_url}"\n'
-        '    lock_method = "LOCK"\n    unlock_method = "UNLOCK"\n  }\n}\n'
-        'resource "terraform_data" "x" {\n  input = "a"\n}\n'))
+    root = _root(
+        tmp_path / "envs" / "held",
+        (
+            f'terraform {{\n  backend "http" {{\n    address = "{url}/v1/states/hist/held"\n'
+            f'    lock_address = "{lock_url}"\n    unlock_address = "{lock_url}"\n'
+            '    lock_method = "LOCK"\n    unlock_method = "UNLOCK"\n  }\n}\n'
+            'resource "terraform_data" "x" {\n  input = "a"\n}\n'
+        ),
+    )
     monkeypatch.setenv("TF_HTTP_USERNAME", "drift")
     monkeypatch.setenv("TF_HTTP_PASSWORD", token)
     assert engine.run(["init", "-no-color"], cwd=root, timeout=120).returncode == 0
-    holder = {"ID": "6f1c-held", "Operation": "OperationTypeApply", "Info": "",
-              "Who": "alice@laptop", "Version": "1.15.5", "Created": "2026-01-02T03:04:05Z",
-              "Path": ""}
+    holder = {
+        "ID": "6f1c-held",
+        "Operation": "OperationTypeApply",
+        "Info": "",
+        "Who": "alice@laptop",
+        "Version": "1.15.5",
+        "Created": "2026-01-02T03:04:05Z",
+        "Path": "",
+    }
     taken = httpx.request("LOCK", lock_url, json=holder, auth=("drift", token), timeout=10)
     assert taken.status_code == 200, taken.text
     (report,) = check_roots([root], engine=engine, lock_timeout="1s")

@@ -39,10 +39,16 @@ SECRET_FILE = "module.app.lab_secret_file.app"
 
 
 def _git(*args: str, cwd: Path) -> str:
-    env = {**os.environ, "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@example.invalid",
-           "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@example.invalid"}
-    return subprocess.run(["git", *args], cwd=cwd, env=env, check=True, capture_output=True,
-                          text=True).stdout
+    env = {
+        **os.environ,
+        "GIT_AUTHOR_NAME": "t",
+        "GIT_AUTHOR_EMAIL": "t@example.invalid",
+        "GIT_COMMITTER_NAME": "t",
+        "GIT_COMMITTER_EMAIL": "t@example.invalid",
+    }
+    return subprocess.run(
+        ["git", *args], cwd=cwd, env=env, check=True, capture_output=True, text=True
+    ).stdout
 
 
 @pytest.fixture(scope="module")
@@ -50,8 +56,10 @@ def lab(tmp_path_factory: pytest.TempPathFactory, engine: Engine) -> dict[str, A
     base = tmp_path_factory.mktemp("drift-lab")
     stack = init_stack(base / "stack")
     staging = stack.envs["staging"]
-    for args in (["init", "-input=false", "-no-color"],
-                 ["apply", "-input=false", "-auto-approve", "-no-color"]):
+    for args in (
+        ["init", "-input=false", "-no-color"],
+        ["apply", "-input=false", "-auto-approve", "-no-color"],
+    ):
         result = engine.run(args, cwd=staging, env=ENV, timeout=300)
         assert result.returncode == 0, result.stderr
     # The stack is a git checkout with a (bare, local) origin for the PR test.
@@ -62,8 +70,12 @@ def lab(tmp_path_factory: pytest.TempPathFactory, engine: Engine) -> dict[str, A
     _git("add", "-A", cwd=stack.root)
     _git("commit", "-q", "-m", "stack", cwd=stack.root)
     _git("remote", "add", "origin", str(bare), cwd=stack.root)
-    return {"stack": stack, "staging": staging, "runtime": stack.root / "runtime" / "staging",
-            "bare": bare}
+    return {
+        "stack": stack,
+        "staging": staging,
+        "runtime": stack.root / "runtime" / "staging",
+        "bare": bare,
+    }
 
 
 def test_clean_stack_exits_0(lab: dict[str, Any]) -> None:
@@ -82,8 +94,11 @@ def drifted(lab: dict[str, Any], engine: Engine) -> RootReport:
     text = conf.read_text()
     assert "max_connections = 50" in text and "port = 8081" in text
     # a hotfix by hand, a permission change, and a file removed
-    conf.write_text(text.replace("max_connections = 50", "max_connections = 200")
-                    .replace("port = 8081", "port = 9090"))
+    conf.write_text(
+        text.replace("max_connections = 50", "max_connections = 200").replace(
+            "port = 8081", "port = 9090"
+        )
+    )
     (runtime / "features.conf").chmod(0o666)
     (runtime / "secret.txt").unlink()
     (report,) = check_roots([lab["staging"]], engine=engine, env=ENV, keep_plans=True)
@@ -99,13 +114,17 @@ def test_report_names_what_apply_would_revert(drifted: RootReport) -> None:
     found = _by_target(drifted)
     mc = found[f"{APP}.values.max_connections"]
     assert (mc.kind, mc.state, mc.reality, mc.config, mc.apply) == (
-        "changed", "50", "200", "50", "revert")
+        "changed",
+        "50",
+        "200",
+        "50",
+        "revert",
+    )
     assert mc.message == "apply would silently revert values.max_connections 200 -> 50"
     assert found[f"{APP}.values.port"].reality == "9090"
     assert found[f"{APP}.content"].configured is False and mc.configured is True
     mode = found[f"{FEATURES}.mode"]
-    assert (mode.state, mode.reality, mode.config, mode.apply) == ("0644", "0666", "0644",
-                                                                   "revert")
+    assert (mode.state, mode.reality, mode.config, mode.apply) == ("0644", "0666", "0644", "revert")
     gone = found[SECRET_FILE]
     assert (gone.kind, gone.apply) == ("deleted", "recreate")
     assert "recreate" in gone.message
@@ -115,8 +134,7 @@ def test_report_names_what_apply_would_revert(drifted: RootReport) -> None:
     assert SECRET not in blob
     assert len({f.fingerprint for f in drifted.findings}) == len(drifted.findings)
     # the same plans give the same fingerprints (same drift is the same alert)
-    again, _, _ = classify(drifted.refresh_plan or {}, drifted.normal_plan,
-                           root=drifted.name)
+    again, _, _ = classify(drifted.refresh_plan or {}, drifted.normal_plan, root=drifted.name)
     assert [f.fingerprint for f in again] == [f.fingerprint for f in drifted.findings]
     table = render_table([drifted])
     assert "max_connections 200 -> 50" in table and "Drift detected." in table
@@ -128,29 +146,49 @@ def test_ignore_rules_on_real_plans(drifted: RootReport) -> None:
     rules = parse_ignore(
         f'[[ignore]]\naddress = "{FEATURES}"\nattribute = "mode"\n'
         'reason = "ops widen permissions during incidents"\n'
-        '[[ignore]]\naddress = "module.app.lab_secret_file.*"\nreason = "rotated by vault"\n')
-    kept, ignored, _ = classify(drifted.refresh_plan or {}, drifted.normal_plan,
-                                root=drifted.name, ignore=rules)
+        '[[ignore]]\naddress = "module.app.lab_secret_file.*"\nreason = "rotated by vault"\n'
+    )
+    kept, ignored, _ = classify(
+        drifted.refresh_plan or {}, drifted.normal_plan, root=drifted.name, ignore=rules
+    )
     assert {f.target for f in ignored} == {f"{FEATURES}.mode", SECRET_FILE}
-    assert {f.ignored_reason for f in ignored} == {"ops widen permissions during incidents",
-                                                   "rotated by vault"}
+    assert {f.ignored_reason for f in ignored} == {
+        "ops widen permissions during incidents",
+        "rotated by vault",
+    }
     assert {f.address for f in kept} == {APP}
     everything = parse_ignore('[[ignore]]\naddress = "*"\nreason = "lab"\n')
-    kept, ignored, _ = classify(drifted.refresh_plan or {}, drifted.normal_plan,
-                                root=drifted.name, ignore=everything)
+    kept, ignored, _ = classify(
+        drifted.refresh_plan or {}, drifted.normal_plan, root=drifted.name, ignore=everything
+    )
     assert kept == [] and len(ignored) == len(drifted.findings)
     with pytest.raises(Exception, match="reason"):
         parse_ignore('[[ignore]]\naddress = "*"\n')
 
 
-def test_cli_check_alerts_and_failed_webhook(lab: dict[str, Any], drifted: RootReport,
-                                             saas: Any, tmp_path: Path) -> None:
+def test_cli_check_alerts_and_failed_webhook(
+    lab: dict[str, Any], drifted: RootReport, saas: Any, tmp_path: Path
+) -> None:
     md = tmp_path / "drift.md"
     env = {**ENV, "GITHUB_TOKEN": "gh-test-token", "DRIFTSAFE_GITHUB_API": saas.url}
-    result = CliRunner().invoke(cli, [
-        "drift", "check", str(lab["staging"]), "--json", "--markdown", str(md),
-        "--notify", f"{saas.url}/broken-hook", "--github-issue", "acme/infra",
-        "--github-pr", "acme/infra"], env=env)
+    result = CliRunner().invoke(
+        cli,
+        [
+            "drift",
+            "check",
+            str(lab["staging"]),
+            "--json",
+            "--markdown",
+            str(md),
+            "--notify",
+            f"{saas.url}/broken-hook",
+            "--github-issue",
+            "acme/infra",
+            "--github-pr",
+            "acme/infra",
+        ],
+        env=env,
+    )
     # the webhook failed: exit 1, but the drift is fully reported
     assert result.exit_code == 1, result.output
     data = json.loads(result.stdout)
@@ -158,8 +196,9 @@ def test_cli_check_alerts_and_failed_webhook(lab: dict[str, Any], drifted: RootR
     assert len(data["roots"][0]["findings"]) == len(drifted.findings)
     channels = {d["channel"]: d for d in data["deliveries"]}
     assert channels["webhook"]["ok"] is False and "HTTP 500" in channels["webhook"]["message"]
-    assert channels["github-issue"]["ok"] and "opened issue #" in channels["github-issue"][
-        "message"]
+    assert (
+        channels["github-issue"]["ok"] and "opened issue #" in channels["github-issue"]["message"]
+    )
     assert channels["github-pr"]["ok"], channels["github-pr"]
     assert "FAILED: webhook" in result.stderr
     assert "max_connections" in md.read_text()
@@ -178,8 +217,7 @@ def test_cli_check_alerts_and_failed_webhook(lab: dict[str, Any], drifted: RootR
     assert "+max_connections = 200" in pull.body["body"]
 
 
-def test_issue_is_not_alerted_twice_and_closes_when_clear(drifted: RootReport,
-                                                          saas: Any) -> None:
+def test_issue_is_not_alerted_twice_and_closes_when_clear(drifted: RootReport, saas: Any) -> None:
     gh = GitHub(saas.url, "tok", "acme/infra")
     try:
         first = sync_issue(gh, drifted, generated_at="t1")
@@ -203,30 +241,44 @@ def test_issue_is_not_alerted_twice_and_closes_when_clear(drifted: RootReport,
     hook = send_webhook(f"{saas.url}/hook", [drifted], generated_at="t5")
     assert hook.ok
     (posted,) = saas.calls("POST", "/hook")
-    assert "Drift in" in posted.body["text"] and "max_connections 200 -> 50" in posted.body[
-        "text"]
+    assert "Drift in" in posted.body["text"] and "max_connections 200 -> 50" in posted.body["text"]
     assert posted.body["report"]["roots"][0]["findings"][0]["fingerprint"]
 
 
-def test_resolve_refuses_a_plan_that_reverts_unnamed_drift(lab: dict[str, Any],
-                                                           drifted: RootReport,
-                                                           engine: Engine) -> None:
+def test_resolve_refuses_a_plan_that_reverts_unnamed_drift(
+    lab: dict[str, Any], drifted: RootReport, engine: Engine
+) -> None:
     tfvars = (lab["staging"] / "terraform.tfvars").read_text()
     with pytest.raises(DriftError, match=r"refusing.*values\.port") as refused:
-        resolve(lab["staging"], revert=[f"{APP}.values.max_connections"], engine=engine,
-                env=ENV)
+        resolve(lab["staging"], revert=[f"{APP}.values.max_connections"], engine=engine, env=ENV)
     # the rendered content follows values: it is not a separate unnamed revert
     assert "content" not in refused.value.message
     assert (lab["staging"] / "terraform.tfvars").read_text() == tfvars
     assert "max_connections = 200" in (lab["runtime"] / "app.conf").read_text()
 
 
-def test_resolve_codify_and_revert_then_no_changes(lab: dict[str, Any],
-                                                   drifted: RootReport) -> None:
-    result = CliRunner().invoke(cli, [
-        "drift", "resolve", str(lab["staging"]), "--yes", "--json",
-        "--codify", f"{APP}.values.max_connections", "--codify", f"{APP}.values.port",
-        "--revert", f"{FEATURES}.mode", "--revert", SECRET_FILE], env=ENV)
+def test_resolve_codify_and_revert_then_no_changes(
+    lab: dict[str, Any], drifted: RootReport
+) -> None:
+    result = CliRunner().invoke(
+        cli,
+        [
+            "drift",
+            "resolve",
+            str(lab["staging"]),
+            "--yes",
+            "--json",
+            "--codify",
+            f"{APP}.values.max_connections",
+            "--codify",
+            f"{APP}.values.port",
+            "--revert",
+            f"{FEATURES}.mode",
+            "--revert",
+            SECRET_FILE,
+        ],
+        env=ENV,
+    )
     assert result.exit_code == 0, result.output
     res = json.loads(result.stdout)
     assert res["clean_after"] is True

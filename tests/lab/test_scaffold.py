@@ -22,7 +22,9 @@ def test_layout_one_module_two_roots(tmp_path: Path) -> None:
     root = tmp_path / "s"
     assert stack.root == root.resolve()
     assert {p.name for p in (root / "modules" / "app").iterdir()} == {
-        "main.tf", "variables.tf", "outputs.tf"
+        "main.tf",
+        "variables.tf",
+        "outputs.tf",
     }
     for env in ("staging", "prod"):
         env_dir = root / "envs" / env
@@ -35,9 +37,14 @@ def test_layout_one_module_two_roots(tmp_path: Path) -> None:
     )
     assert staging != prod
     module = (root / "modules" / "app" / "main.tf").read_text()
-    for address in ('"lab_config_file" "app"', '"lab_config_file" "features"',
-                    '"lab_secret_file" "app"', '"lab_release" "app"',
-                    '"lab_symlink" "current"', '"lab_delay" "rollout"'):
+    for address in (
+        '"lab_config_file" "app"',
+        '"lab_config_file" "features"',
+        '"lab_secret_file" "app"',
+        '"lab_release" "app"',
+        '"lab_symlink" "current"',
+        '"lab_delay" "rollout"',
+    ):
         assert f"resource {address}" in module
     assert "create_before_destroy = true" in module
     variables = (root / "modules" / "app" / "variables.tf").read_text()
@@ -94,8 +101,9 @@ def test_terraform_validates_and_fmt_accepts_the_stack(
     assert fmt.returncode == 0, fmt.stdout + fmt.stderr
     env_dir = stack.envs["staging"]
     # -backend=false: validating needs the provider, not the state server.
-    init = engine.run(["init", "-backend=false", "-no-color", "-input=false"], cwd=env_dir,
-                      timeout=120)
+    init = engine.run(
+        ["init", "-backend=false", "-no-color", "-input=false"], cwd=env_dir, timeout=120
+    )
     assert init.returncode == 0, init.stderr
     validate = engine.run(["validate", "-no-color"], cwd=env_dir, timeout=120)
     assert validate.returncode == 0, validate.stderr

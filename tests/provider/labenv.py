@@ -51,5 +51,3 @@ def make_tf_dir(engine: Engine, path: Path, hcl: str) -> Callable[..., RunResult
         return engine.run(with_flags(args), cwd=path, timeout=180)
 
     return run
-
-

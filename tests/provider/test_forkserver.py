@@ -44,11 +44,15 @@ def _stop(proc: subprocess.Popen[str]) -> None:
 
 
 def _start_launcher(tmp_path: Path, **extra: str) -> tuple[subprocess.Popen[str], int]:
-    env = dict(os.environ, TF_PLUGIN_MAGIC_COOKIE=COOKIE, PLUGIN_PROTOCOL_VERSIONS="6",
-               **extra)
+    env = dict(os.environ, TF_PLUGIN_MAGIC_COOKIE=COOKIE, PLUGIN_PROTOCOL_VERSIONS="6", **extra)
     proc = subprocess.Popen(
-        [sys.executable, "-m", "driftsafe.provider"], cwd=tmp_path, env=env,
-        stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+        [sys.executable, "-m", "driftsafe.provider"],
+        cwd=tmp_path,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
     )
     assert proc.stdout is not None
     line = proc.stdout.readline()
@@ -145,10 +149,15 @@ def test_provider_exits_when_terraform_is_killed(tmp_path: Path, forkserver: str
         "print(p.pid, p.stdout.readline(), flush=True, end='')\n"
         "import time; time.sleep(600)\n"
     )
-    env = dict(os.environ, TF_PLUGIN_MAGIC_COOKIE=COOKIE, PLUGIN_PROTOCOL_VERSIONS="6",
-               DRIFTSAFE_PROVIDER_FORKSERVER=forkserver)
-    parent = subprocess.Popen([sys.executable, "-c", script], cwd=tmp_path, env=env,
-                              stdout=subprocess.PIPE, text=True)
+    env = dict(
+        os.environ,
+        TF_PLUGIN_MAGIC_COOKIE=COOKIE,
+        PLUGIN_PROTOCOL_VERSIONS="6",
+        DRIFTSAFE_PROVIDER_FORKSERVER=forkserver,
+    )
+    parent = subprocess.Popen(
+        [sys.executable, "-c", script], cwd=tmp_path, env=env, stdout=subprocess.PIPE, text=True
+    )
     try:
         assert parent.stdout is not None
         first = parent.stdout.readline()

@@ -77,7 +77,7 @@ def test_bad_configuration_gives_diagnostics_naming_the_attribute(
     assert 'values: key "bad key"' in err
     assert 'values["bad key"]: value must be a single line' in err
     assert "seconds: must be between 0 and 3600, got -1" in err
-    assert 'with lab_config_file.mode' in err
+    assert "with lab_config_file.mode" in err
     assert "Traceback" not in err and "unexpected error" not in err
     assert not (tmp_path / "a.conf").exists()
 

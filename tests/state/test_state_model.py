@@ -101,12 +101,16 @@ def test_parse_without_tree_finds_the_same_facts() -> None:
     full = parse_state(body)
     lean = parse_state(body, keep_tree=False)
     assert lean.raw == {}
-    assert (lean.version, lean.serial, lean.lineage, lean.resource_count) == (
-        full.version,
-        full.serial,
-        full.lineage,
-        full.resource_count,
-    ) == (4, 5, "lin", 6)
+    assert (
+        (lean.version, lean.serial, lean.lineage, lean.resource_count)
+        == (
+            full.version,
+            full.serial,
+            full.lineage,
+            full.resource_count,
+        )
+        == (4, 5, "lin", 6)
+    )
     assert lean.terraform_version == full.terraform_version == "1.15.5"
 
 

@@ -369,8 +369,9 @@ def test_large_body_round_trips_encrypted(store_url: str) -> None:
             stored = conn.execute(sa.text("SELECT body FROM ds_versions")).scalar_one()
         assert filler[:64].encode() not in bytes(stored)
         restored = store.restore("big", 1, ADMIN)
-        assert json.loads(store.get_version("big", restored.serial)[1])["outputs"] == json.loads(
-            data
-        )["outputs"]
+        assert (
+            json.loads(store.get_version("big", restored.serial)[1])["outputs"]
+            == json.loads(data)["outputs"]
+        )
     finally:
         store.close()

@@ -19,25 +19,57 @@ def ci() -> None:
 
 @ci.command("init")
 @click.argument("directory", type=click.Path(file_okay=False, exists=True))
-@click.option("--env", "envs", multiple=True,
-              help="Environment (root module ENVS_DIR/ENV); default: every dir under envs/.")
+@click.option(
+    "--env",
+    "envs",
+    multiple=True,
+    help="Environment (root module ENVS_DIR/ENV); default: every dir under envs/.",
+)
 @click.option("--envs-dir", default="envs", show_default=True, help="Where the roots live.")
 @click.option("--cron", default="17 6 * * *", show_default=True, help="Drift check schedule (UTC).")
-@click.option("--lock-timeout", default="10m", show_default=True,
-              help="-lock-timeout for every command that takes the state lock.")
-@click.option("--alert", type=click.Choice(["issue", "pr", "both"]), default="issue",
-              show_default=True, help="How the drift job alerts.")
+@click.option(
+    "--lock-timeout",
+    default="10m",
+    show_default=True,
+    help="-lock-timeout for every command that takes the state lock.",
+)
+@click.option(
+    "--alert",
+    type=click.Choice(["issue", "pr", "both"]),
+    default="issue",
+    show_default=True,
+    help="How the drift job alerts.",
+)
 @click.option("--branch", default="main", show_default=True, help="Branch that applies.")
-@click.option("--install", default="driftsafe==0.1.0", show_default=True,
-              help="pip requirement that installs driftsafe in CI.")
-@click.option("--secret-var", "secret_vars", multiple=True, metavar="NAME",
-              help="Pass TF_VAR_NAME from the repository secret NAME (uppercased).")
+@click.option(
+    "--install",
+    default="driftsafe==0.1.0",
+    show_default=True,
+    help="pip requirement that installs driftsafe in CI.",
+)
+@click.option(
+    "--secret-var",
+    "secret_vars",
+    multiple=True,
+    metavar="NAME",
+    help="Pass TF_VAR_NAME from the repository secret NAME (uppercased).",
+)
 @click.option("--force", is_flag=True, help="Overwrite existing workflow files.")
 @click.option("--json", "as_json", is_flag=True, help="Print the written paths as JSON.")
 @handle_errors
-def init(directory: str, envs: tuple[str, ...], envs_dir: str, cron: str, lock_timeout: str,
-         alert: str, branch: str, install: str, secret_vars: tuple[str, ...], force: bool,
-         as_json: bool) -> None:
+def init(
+    directory: str,
+    envs: tuple[str, ...],
+    envs_dir: str,
+    cron: str,
+    lock_timeout: str,
+    alert: str,
+    branch: str,
+    install: str,
+    secret_vars: tuple[str, ...],
+    force: bool,
+    as_json: bool,
+) -> None:
     """Write .github/workflows/{terraform-plan,terraform-apply,drift}.yml into DIRECTORY.
 
     Plan on pull requests; apply on BRANCH with a per-env concurrency group and
@@ -51,9 +83,18 @@ def init(directory: str, envs: tuple[str, ...], envs_dir: str, cron: str, lock_t
     """
     from driftsafe.drift.ci import init_ci
 
-    paths = init_ci(directory, envs=envs or None, force=force, envs_dir=envs_dir, cron=cron,
-                    lock_timeout=lock_timeout, alert=alert, branch=branch, install=install,
-                    secret_vars=tuple(secret_vars))
+    paths = init_ci(
+        directory,
+        envs=envs or None,
+        force=force,
+        envs_dir=envs_dir,
+        cron=cron,
+        lock_timeout=lock_timeout,
+        alert=alert,
+        branch=branch,
+        install=install,
+        secret_vars=tuple(secret_vars),
+    )
     if as_json:
         echo_json({"written": [str(p) for p in paths]})
     else:

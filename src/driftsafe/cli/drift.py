@@ -26,36 +26,73 @@ def drift() -> None:
 
 @drift.command()
 @click.argument("roots", nargs=-1, required=True, type=click.Path(file_okay=False))
-@click.option("--json", "as_json", is_flag=True,
-              help="Print the JSON report (schema in docs/drift-report.md).")
-@click.option("--markdown", "markdown_file", type=click.Path(dir_okay=False),
-              help="Also write the report as Markdown to FILE.")
-@click.option("--ignore-file", type=click.Path(dir_okay=False, exists=True),
-              help="Ignore rules (TOML) for every root, besides each root's "
-              ".driftsafe-ignore.toml.")
-@click.option("--notify", "webhook", metavar="URL",
-              help="POST the report to a (Slack-compatible) webhook.")
-@click.option("--github-issue", metavar="OWNER/REPO",
-              help="Open/update/close one drift issue per root (token: GITHUB_TOKEN).")
-@click.option("--github-pr", metavar="OWNER/REPO",
-              help="Push a branch codifying the drift and open a pull request "
-              "(token: GITHUB_TOKEN).")
-@click.option("--git-remote", default="origin", show_default=True,
-              help="Remote to push PR branches to.")
-@click.option("--lock-timeout", default="5s", show_default=True,
-              help="How long each plan waits for the state lock before reporting its holder.")
-@click.option("--init/--no-init", "init", default=None,
-              help="Run terraform init first (default: only when .terraform is missing).")
-@click.option("--jobs", "-j", type=click.IntRange(min=1),
-              help="Roots checked at once (default: cores).")
+@click.option(
+    "--json",
+    "as_json",
+    is_flag=True,
+    help="Print the JSON report (schema in docs/drift-report.md).",
+)
+@click.option(
+    "--markdown",
+    "markdown_file",
+    type=click.Path(dir_okay=False),
+    help="Also write the report as Markdown to FILE.",
+)
+@click.option(
+    "--ignore-file",
+    type=click.Path(dir_okay=False, exists=True),
+    help="Ignore rules (TOML) for every root, besides each root's .driftsafe-ignore.toml.",
+)
+@click.option(
+    "--notify", "webhook", metavar="URL", help="POST the report to a (Slack-compatible) webhook."
+)
+@click.option(
+    "--github-issue",
+    metavar="OWNER/REPO",
+    help="Open/update/close one drift issue per root (token: GITHUB_TOKEN).",
+)
+@click.option(
+    "--github-pr",
+    metavar="OWNER/REPO",
+    help="Push a branch codifying the drift and open a pull request (token: GITHUB_TOKEN).",
+)
+@click.option(
+    "--git-remote", default="origin", show_default=True, help="Remote to push PR branches to."
+)
+@click.option(
+    "--lock-timeout",
+    default="5s",
+    show_default=True,
+    help="How long each plan waits for the state lock before reporting its holder.",
+)
+@click.option(
+    "--init/--no-init",
+    "init",
+    default=None,
+    help="Run terraform init first (default: only when .terraform is missing).",
+)
+@click.option(
+    "--jobs", "-j", type=click.IntRange(min=1), help="Roots checked at once (default: cores)."
+)
 @click.option("--engine", "engine_spec", help="embedded (default), terraform, tofu or a path.")
 @server_options
 @handle_errors
-def check(roots: tuple[str, ...], as_json: bool, markdown_file: str | None,
-          ignore_file: str | None, webhook: str | None, github_issue: str | None,
-          github_pr: str | None, git_remote: str, lock_timeout: str, init: bool | None,
-          jobs: int | None, engine_spec: str | None, server: str | None,
-          token: str | None) -> None:
+def check(
+    roots: tuple[str, ...],
+    as_json: bool,
+    markdown_file: str | None,
+    ignore_file: str | None,
+    webhook: str | None,
+    github_issue: str | None,
+    github_pr: str | None,
+    git_remote: str,
+    lock_timeout: str,
+    init: bool | None,
+    jobs: int | None,
+    engine_spec: str | None,
+    server: str | None,
+    token: str | None,
+) -> None:
     """Check root modules for drift: a refresh-only plan and a normal plan per root.
 
     For every drifted attribute it shows the value in state, in reality and in the
@@ -82,14 +119,24 @@ def check(roots: tuple[str, ...], as_json: bool, markdown_file: str | None,
     github = None
     if github_issue or github_pr:
         # Fail on a missing token before spending minutes on plans.
-        github = {repo: GitHub(settings.github_api, os.environ.get("GITHUB_TOKEN"), repo)
-                  for repo in {r for r in (github_issue, github_pr) if r}}
+        github = {
+            repo: GitHub(settings.github_api, os.environ.get("GITHUB_TOKEN"), repo)
+            for repo in {r for r in (github_issue, github_pr) if r}
+        }
 
     def progress(message: str) -> None:
         click.echo(message, err=True)
 
-    reports = check_roots(list(roots), engine=engine, settings=settings, ignore=rules,
-                          lock_timeout=lock_timeout, init=init, jobs=jobs, progress=progress)
+    reports = check_roots(
+        list(roots),
+        engine=engine,
+        settings=settings,
+        ignore=rules,
+        lock_timeout=lock_timeout,
+        init=init,
+        jobs=jobs,
+        progress=progress,
+    )
     generated_at = utcnow()
     deliveries = []
     if webhook:
@@ -98,8 +145,11 @@ def check(roots: tuple[str, ...], as_json: bool, markdown_file: str | None,
         if github and github_issue:
             deliveries.append(sync_issue(github[github_issue], report, generated_at=generated_at))
         if github and github_pr:
-            deliveries.append(open_codify_pr(github[github_pr], report, remote=git_remote,
-                                             generated_at=generated_at))
+            deliveries.append(
+                open_codify_pr(
+                    github[github_pr], report, remote=git_remote, generated_at=generated_at
+                )
+            )
         server = server or settings.server
         if server and report.status != "error":
             deliveries.append(post_history(server, token or settings.token, report))
@@ -117,28 +167,47 @@ def check(roots: tuple[str, ...], as_json: bool, markdown_file: str | None,
     else:
         click.echo(render_table(reports))
     for d in deliveries:
-        click.echo(f"{'ok' if d.ok else 'FAILED'}: {d.channel}: {d.message}"
-                   + (f" {d.url}" if d.url else ""), err=True)
+        click.echo(
+            f"{'ok' if d.ok else 'FAILED'}: {d.channel}: {d.message}"
+            + (f" {d.url}" if d.url else ""),
+            err=True,
+        )
     if any(not d.ok for d in deliveries):
-        click.echo("Error: some alerts were not delivered (the report above still stands)",
-                   err=True)
+        click.echo(
+            "Error: some alerts were not delivered (the report above still stands)", err=True
+        )
         code = EXIT_ERROR
     sys.exit(code)
 
 
 @drift.command()
 @click.argument("root", type=click.Path(file_okay=False, exists=True))
-@click.option("--codify", multiple=True, metavar="ADDR.ATTR",
-              help="Keep reality: write it into the configuration, then refresh it into state.")
-@click.option("--revert", multiple=True, metavar="ADDR.ATTR",
-              help="Undo the manual change: apply the configuration to exactly this resource.")
+@click.option(
+    "--codify",
+    multiple=True,
+    metavar="ADDR.ATTR",
+    help="Keep reality: write it into the configuration, then refresh it into state.",
+)
+@click.option(
+    "--revert",
+    multiple=True,
+    metavar="ADDR.ATTR",
+    help="Undo the manual change: apply the configuration to exactly this resource.",
+)
 @click.option("--yes", "-y", is_flag=True, help="Do not ask before applying the checked plan.")
 @click.option("--json", "as_json", is_flag=True, help="Print the resolution as JSON.")
 @click.option("--lock-timeout", default="5s", show_default=True, help="State lock wait.")
 @click.option("--engine", "engine_spec", help="embedded (default), terraform, tofu or a path.")
 @handle_errors
-def resolve(root: str, codify: tuple[str, ...], revert: tuple[str, ...], yes: bool,
-            as_json: bool, lock_timeout: str, engine_spec: str | None) -> None:
+def resolve(
+    root: str,
+    codify: tuple[str, ...],
+    revert: tuple[str, ...],
+    yes: bool,
+    as_json: bool,
+    lock_timeout: str,
+    engine_spec: str | None,
+) -> None:
     """Resolve drift: codify some attributes (keep them) and revert others.
 
     Shows the targeted plan first and refuses if it would change anything not named
@@ -162,9 +231,15 @@ def resolve(root: str, codify: tuple[str, ...], revert: tuple[str, ...], yes: bo
             return True
         return click.confirm("Apply exactly this?", err=True, default=False)
 
-    res = do_resolve(root, codify=list(codify), revert=list(revert), engine=engine,
-                     lock_timeout=lock_timeout, confirm=confirm,
-                     progress=lambda m: click.echo(m, err=True))
+    res = do_resolve(
+        root,
+        codify=list(codify),
+        revert=list(revert),
+        engine=engine,
+        lock_timeout=lock_timeout,
+        confirm=confirm,
+        progress=lambda m: click.echo(m, err=True),
+    )
     if as_json:
         echo_json(res.to_json())
     else:
@@ -176,8 +251,9 @@ def resolve(root: str, codify: tuple[str, ...], revert: tuple[str, ...], yes: bo
             click.echo(f"reverted {t}")
         lines = res.final_plan_output.strip().splitlines()
         verdict = next((ln for ln in lines if ln.startswith("No changes.")), None)
-        click.echo(verdict or "Changes remain after the resolution (plan below):\n"
-                   + res.final_plan_output)
+        click.echo(
+            verdict or "Changes remain after the resolution (plan below):\n" + res.final_plan_output
+        )
     sys.exit(0 if res.clean_after else 2)
 
 
@@ -187,8 +263,9 @@ def resolve(root: str, codify: tuple[str, ...], revert: tuple[str, ...], yes: bo
 @click.option("--limit", default=20, show_default=True, help="Show at most N reports.")
 @server_options
 @handle_errors
-def history(workspace: str, as_json: bool, limit: int, server: str | None,
-            token: str | None) -> None:
+def history(
+    workspace: str, as_json: bool, limit: int, server: str | None, token: str | None
+) -> None:
     """List the drift reports stored for WORKSPACE on a driftsafe server, newest first.
 
     \b
@@ -212,7 +289,8 @@ def history(workspace: str, as_json: bool, limit: int, server: str | None,
     for item in items:
         report = item.get("report") or {}
         findings = report.get("findings") or []
-        click.echo(f"{item.get('created_at')}  #{item.get('id')}  {report.get('status', '?'):5}  "
-                   f"{len(findings)} finding(s)"
-                   + (f"  {', '.join(f.get('target', '?') for f in findings[:3])}"
-                      if findings else ""))
+        click.echo(
+            f"{item.get('created_at')}  #{item.get('id')}  {report.get('status', '?'):5}  "
+            f"{len(findings)} finding(s)"
+            + (f"  {', '.join(f.get('target', '?') for f in findings[:3])}" if findings else "")
+        )

@@ -19,12 +19,22 @@ def lab() -> None:
 
 @lab.command("init")
 @click.argument("directory", type=click.Path(file_okay=False, path_type=str))
-@click.option("--server", metavar="URL",
-              help="Keep state on this driftsafe server (http backend) instead of locally.")
-@click.option("--name", default="lab", show_default=True,
-              help="Workspace prefix on the server: states are NAME/staging and NAME/prod.")
-@click.option("--force", is_flag=True, help="Write into a non-empty directory (overwrites "
-              "the stack's own files only).")
+@click.option(
+    "--server",
+    metavar="URL",
+    help="Keep state on this driftsafe server (http backend) instead of locally.",
+)
+@click.option(
+    "--name",
+    default="lab",
+    show_default=True,
+    help="Workspace prefix on the server: states are NAME/staging and NAME/prod.",
+)
+@click.option(
+    "--force",
+    is_flag=True,
+    help="Write into a non-empty directory (overwrites the stack's own files only).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print what was written as JSON.")
 @handle_errors
 def init(directory: str, server: str | None, name: str, force: bool, as_json: bool) -> None:
@@ -45,14 +55,16 @@ def init(directory: str, server: str | None, name: str, force: bool, as_json: bo
 
     stack = init_stack(directory, server=server, name=name, force=force)
     if as_json:
-        echo_json({
-            "root": str(stack.root),
-            "module": str(stack.module_dir),
-            "envs": {env: str(path) for env, path in stack.envs.items()},
-            "backend": "http" if server else "local",
-            "state_addresses": {env: stack.state_address(env) for env in stack.envs},
-            "files": [str(p) for p in stack.files],
-        })
+        echo_json(
+            {
+                "root": str(stack.root),
+                "module": str(stack.module_dir),
+                "envs": {env: str(path) for env, path in stack.envs.items()},
+                "backend": "http" if server else "local",
+                "state_addresses": {env: stack.state_address(env) for env in stack.envs},
+                "files": [str(p) for p in stack.files],
+            }
+        )
         return
     click.echo(f"Wrote the lab stack to {stack.root}")
     click.echo("  modules/app            the shared module")

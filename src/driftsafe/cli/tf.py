@@ -11,12 +11,19 @@ from driftsafe.engine import get_engine, passthrough
 
 
 @click.command(
-    context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False,
-                      "help_option_names": []},
+    context_settings={
+        "ignore_unknown_options": True,
+        "allow_interspersed_args": False,
+        "help_option_names": [],
+    },
     add_help_option=False,
 )
-@click.option("--engine", "engine_spec", metavar="ENGINE",
-              help="embedded (default), terraform, tofu or a path (env DRIFTSAFE_ENGINE).")
+@click.option(
+    "--engine",
+    "engine_spec",
+    metavar="ENGINE",
+    help="embedded (default), terraform, tofu or a path (env DRIFTSAFE_ENGINE).",
+)
 @click.argument("args", nargs=-1, type=click.UNPROCESSED)
 @handle_errors
 def tf(engine_spec: str | None, args: tuple[str, ...]) -> None:

@@ -93,29 +93,45 @@ def explain_failure(result: RunResult, what: str, root: str) -> DriftError:
     """A clear one-line error for a failed Terraform command (never drift, never clean)."""
     stderr = result.stderr
     if result.timed_out:
-        return DriftError(f"{root}: terraform {what} timed out after {result.duration:.0f}s",
-                          detail=stderr[-2000:] or None)
+        return DriftError(
+            f"{root}: terraform {what} timed out after {result.duration:.0f}s",
+            detail=stderr[-2000:] or None,
+        )
     lock = parse_lock_info(stderr)
     if lock is not None:
         holder = lock.get("Who") or "unknown holder"
-        parts = [p for p in (lock.get("Operation"), lock.get("Created") and
-                             f"since {lock.get('Created')}", lock.get("ID") and
-                             f"lock ID {lock.get('ID')}") if p]
+        parts = [
+            p
+            for p in (
+                lock.get("Operation"),
+                lock.get("Created") and f"since {lock.get('Created')}",
+                lock.get("ID") and f"lock ID {lock.get('ID')}",
+            )
+            if p
+        ]
         err = DriftError(
             f"{root}: lock held by {holder} ({', '.join(parts)}); the drift check did not run",
             detail=lock,
         )
         err.code = "lock_held"
         return err
-    errors = [line[len("Error: "):] for line in _error_block(stderr) if line.startswith("Error: ")]
+    errors = [line[len("Error: ") :] for line in _error_block(stderr) if line.startswith("Error: ")]
     summary = "; ".join(dict.fromkeys(errors)) or (stderr.strip().splitlines() or ["no output"])[-1]
-    return DriftError(f"{root}: terraform {what} failed (exit {result.returncode}): {summary}",
-                      detail=stderr[-4000:] or None)
+    return DriftError(
+        f"{root}: terraform {what} failed (exit {result.returncode}): {summary}",
+        detail=stderr[-4000:] or None,
+    )
 
 
 class _RootCheck:
-    def __init__(self, root: Path, engine: Engine, env: Mapping[str, str] | None,
-                 lock_timeout: str, init: bool | None) -> None:
+    def __init__(
+        self,
+        root: Path,
+        engine: Engine,
+        env: Mapping[str, str] | None,
+        lock_timeout: str,
+        init: bool | None,
+    ) -> None:
         self.root = root
         self.engine = engine
         self.env = {"TF_IN_AUTOMATION": "1", **(env or {})}
@@ -132,8 +148,17 @@ class _RootCheck:
 
     def plan_json(self, tmp: Path, name: str, extra: list[str]) -> dict[str, Any]:
         planfile = tmp / f"{name}.tfplan"
-        self.run(["plan", "-input=false", "-no-color", f"-lock-timeout={self.lock_timeout}",
-                  f"-out={planfile}", *extra], f"plan {' '.join(extra)}".strip())
+        self.run(
+            [
+                "plan",
+                "-input=false",
+                "-no-color",
+                f"-lock-timeout={self.lock_timeout}",
+                f"-out={planfile}",
+                *extra,
+            ],
+            f"plan {' '.join(extra)}".strip(),
+        )
         shown = self.run(["show", "-json", "-no-color", str(planfile)], "show -json")
         try:
             data: dict[str, Any] = json.loads(shown.stdout)
@@ -175,8 +200,11 @@ def check_root(
             report.refresh_plan, report.normal_plan = refresh, normal
     except DriftsafeError as exc:
         report.status = "error"
-        report.error = {"code": exc.code, "message": exc.message,
-                        "detail": exc.detail if isinstance(exc.detail, dict) else None}
+        report.error = {
+            "code": exc.code,
+            "message": exc.message,
+            "detail": exc.detail if isinstance(exc.detail, dict) else None,
+        }
     finally:
         # Plan files can hold sensitive values: never leave them behind.
         shutil.rmtree(tmp, ignore_errors=True)
@@ -215,8 +243,15 @@ def check_roots(
         nonlocal done
         if progress:
             progress(f"checking {root} ...")
-        report = check_root(root, engine=engine, env=env, ignore=ignore,
-                            lock_timeout=lock_timeout, init=init, keep_plans=keep_plans)
+        report = check_root(
+            root,
+            engine=engine,
+            env=env,
+            ignore=ignore,
+            lock_timeout=lock_timeout,
+            init=init,
+            keep_plans=keep_plans,
+        )
         with lock:
             done += 1
             n = done

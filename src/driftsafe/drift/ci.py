@@ -39,12 +39,18 @@ class CiOptions:
 def discover_envs(directory: Path, envs_dir: str = "envs") -> tuple[str, ...]:
     base = directory / envs_dir
     # Production last: the apply workflow runs environments in this order.
-    found = sorted((p.name for p in base.iterdir() if p.is_dir() and any(p.glob("*.tf"))),
-                   key=lambda n: (n.lower() in ("prod", "production"), n)) \
-        if base.is_dir() else []
+    found = (
+        sorted(
+            (p.name for p in base.iterdir() if p.is_dir() and any(p.glob("*.tf"))),
+            key=lambda n: (n.lower() in ("prod", "production"), n),
+        )
+        if base.is_dir()
+        else []
+    )
     if not found:
-        raise ConfigError(f"no root modules under {base} (expected {envs_dir}/<env>/*.tf); "
-                          "name them with --env")
+        raise ConfigError(
+            f"no root modules under {base} (expected {envs_dir}/<env>/*.tf); name them with --env"
+        )
     return tuple(found)
 
 
@@ -181,10 +187,14 @@ def drift_workflow(opts: CiOptions) -> str:
         "      matrix:\n"
         f"        env: [{', '.join(opts.envs)}]\n"
         "    env:\n"
-        + _env_block(opts, "      ", {
-            "ENV_DIR": f"{opts.envs_dir}/${{{{ matrix.env }}}}",
-            "GITHUB_TOKEN": "${{ secrets.GITHUB_TOKEN }}",
-        })
+        + _env_block(
+            opts,
+            "      ",
+            {
+                "ENV_DIR": f"{opts.envs_dir}/${{{{ matrix.env }}}}",
+                "GITHUB_TOKEN": "${{ secrets.GITHUB_TOKEN }}",
+            },
+        )
         + "    steps:\n"
         + _setup_steps(opts, persist_credentials=pr)
         + "      # Exit 2 (drift) fails the job on purpose: the run shows red and the\n"
@@ -198,8 +208,13 @@ def drift_workflow(opts: CiOptions) -> str:
     )
 
 
-def init_ci(directory: str | Path, *, envs: tuple[str, ...] | None = None, force: bool = False,
-            **options: object) -> list[Path]:
+def init_ci(
+    directory: str | Path,
+    *,
+    envs: tuple[str, ...] | None = None,
+    force: bool = False,
+    **options: object,
+) -> list[Path]:
     """Write ``.github/workflows/terraform-plan.yml``, ``terraform-apply.yml`` and
     ``drift.yml`` under ``directory``; return the paths written."""
     root = Path(directory)

@@ -39,8 +39,9 @@ def join_path(prefix: str, key: str | int) -> str:
 def split_path(path: str) -> list[str | int]:
     """``values.max_connections`` / ``tags["a.b"]`` / ``list[0]`` -> path segments."""
     parts: list[str | int] = []
-    for match in re.finditer(r'\["((?:[^"\\]|\\.)*)"\]|\[(\d+)\]|\.?([A-Za-z_][A-Za-z0-9_-]*)',
-                             path):
+    for match in re.finditer(
+        r'\["((?:[^"\\]|\\.)*)"\]|\[(\d+)\]|\.?([A-Za-z_][A-Za-z0-9_-]*)', path
+    ):
         quoted, index, ident = match.groups()
         if quoted is not None:
             parts.append(quoted.replace('\\"', '"'))
@@ -112,14 +113,18 @@ def diff_values(
     if isinstance(before, Mapping) and isinstance(after, Mapping):
         for key in sorted(set(before) | set(after)):
             yield from diff_values(
-                before.get(key), after.get(key),
-                _flag(before_sens, key), _flag(after_sens, key), join_path(prefix, key),
+                before.get(key),
+                after.get(key),
+                _flag(before_sens, key),
+                _flag(after_sens, key),
+                join_path(prefix, key),
             )
         return
     if isinstance(before, list) and isinstance(after, list) and len(before) == len(after):
         for i, (b, a) in enumerate(zip(before, after, strict=True)):
-            yield from diff_values(b, a, _flag(before_sens, i), _flag(after_sens, i),
-                                   join_path(prefix, i))
+            yield from diff_values(
+                b, a, _flag(before_sens, i), _flag(after_sens, i), join_path(prefix, i)
+            )
         return
     if before != after:
         yield prefix, before, after, False
@@ -190,34 +195,53 @@ def classify(
             findings.append(_deleted(entry, root, n_actions))
             continue
         for path, state, reality, sensitive in diff_values(
-            change.get("before"), change.get("after"),
-            change.get("before_sensitive"), change.get("after_sensitive"),
+            change.get("before"),
+            change.get("after"),
+            change.get("before_sensitive"),
+            change.get("after_sensitive"),
         ):
             parts = split_path(path)
             if normal is None:
                 config: Any = UNKNOWN
             else:
-                config = lookup(n_change.get("after"), n_change.get("after_sensitive"),
-                                n_change.get("after_unknown"), parts)
+                config = lookup(
+                    n_change.get("after"),
+                    n_change.get("after_sensitive"),
+                    n_change.get("after_unknown"),
+                    parts,
+                )
             if config == SENSITIVE:
                 sensitive = True
             if sensitive:
                 state = reality = config = SENSITIVE
-            apply, message = _verdict(path, state, reality, config, n_actions, normal is None,
-                                      sensitive)
+            apply, message = _verdict(
+                path, state, reality, config, n_actions, normal is None, sensitive
+            )
             top = parts[0] if parts else ""
-            is_set = _config_key(address) not in configured or top in configured[
-                _config_key(address)]
+            is_set = (
+                _config_key(address) not in configured or top in configured[_config_key(address)]
+            )
             if not is_set:
                 message += " (computed by the provider, not set in the configuration)"
-            findings.append(Finding(
-                address=address, kind="changed", path=path, state=state, reality=reality,
-                config=config, apply=apply, message=message, sensitive=sensitive,
-                configured=is_set, resource_type=entry.get("type", ""), root=root,
-                # The value is part of the print so that a further manual change to the
-                # same attribute alerts again; a sensitive value never enters the hash.
-                fingerprint=fingerprint(root, address, path, "changed", state, reality),
-            ))
+            findings.append(
+                Finding(
+                    address=address,
+                    kind="changed",
+                    path=path,
+                    state=state,
+                    reality=reality,
+                    config=config,
+                    apply=apply,
+                    message=message,
+                    sensitive=sensitive,
+                    configured=is_set,
+                    resource_type=entry.get("type", ""),
+                    root=root,
+                    # The value is part of the print so that a further manual change to the
+                    # same attribute alerts again; a sensitive value never enters the hash.
+                    fingerprint=fingerprint(root, address, path, "changed", state, reality),
+                )
+            )
     kept: list[Finding] = []
     ignored: list[Finding] = []
     for finding in findings:
@@ -247,15 +271,27 @@ def _deleted(entry: Mapping[str, Any], root: str, n_actions: list[str]) -> Findi
     else:
         apply, message = "unknown", f"deleted outside Terraform; apply would {'+'.join(n_actions)}"
     return Finding(
-        address=address, kind="deleted", path="", state="(exists)", reality="(deleted)",
-        config="(exists)" if "create" in n_actions else ABSENT, apply=apply,
-        message=message, resource_type=entry.get("type", ""), root=root,
+        address=address,
+        kind="deleted",
+        path="",
+        state="(exists)",
+        reality="(deleted)",
+        config="(exists)" if "create" in n_actions else ABSENT,
+        apply=apply,
+        message=message,
+        resource_type=entry.get("type", ""),
+        root=root,
         fingerprint=fingerprint(root, address, "", "deleted"),
     )
 
 
 def _verdict(
-    path: str, state: Any, reality: Any, config: Any, actions: list[str], gone: bool,
+    path: str,
+    state: Any,
+    reality: Any,
+    config: Any,
+    actions: list[str],
+    gone: bool,
     sensitive: bool,
 ) -> tuple[str, str]:
     if gone or not actions:

@@ -54,7 +54,7 @@ def parse_target(text: str) -> Target:
     type_, name = tokens[i], tokens[i + 1]
     address_parts += [type_, name]
     address = ".".join(address_parts)
-    rest = text[len(address):].lstrip(".")
+    rest = text[len(address) :].lstrip(".")
     if not text.startswith(address):
         raise ConfigError(f"{text!r} is not a resource address")
     return Target(tuple(modules), type_, name.split("[", 1)[0], address, rest)
@@ -85,8 +85,9 @@ def _parsed(path: Path, cache: dict[Path, tuple[str, list[Any]]]) -> tuple[str, 
     return cache[path]
 
 
-def _find_in_dir(directory: Path, type_: str, labels: tuple[str, ...],
-                 cache: dict[Path, tuple[str, list[Any]]]) -> tuple[Path, str, hcl.Block]:
+def _find_in_dir(
+    directory: Path, type_: str, labels: tuple[str, ...], cache: dict[Path, tuple[str, list[Any]]]
+) -> tuple[Path, str, hcl.Block]:
     for path in _tf_files(directory):
         text, items = _parsed(path, cache)
         block = hcl.find_block(items, type_, *labels)
@@ -105,10 +106,11 @@ def plan_codify(root: Path, target: Target, value: Any) -> Edit:
     for module in target.modules:
         path, text, block = _find_in_dir(directory, "module", (module,), cache)
         source = hcl.find_attr(block.items, "source")
-        src = hcl.literal_value(text[source.expr_start:source.expr_end]) if source else None
+        src = hcl.literal_value(text[source.expr_start : source.expr_end]) if source else None
         if not isinstance(src, str) or not src.startswith(("./", "../")):
-            raise ConfigError(f"module {module!r} in {path}: only local module sources can be "
-                              "codified")
+            raise ConfigError(
+                f"module {module!r} in {path}: only local module sources can be codified"
+            )
         chain.append((directory, path, text, block))
         directory = (directory / src).resolve()
     path, text, block = _find_in_dir(directory, "resource", (target.type, target.name), cache)
@@ -117,8 +119,10 @@ def plan_codify(root: Path, target: Target, value: Any) -> Edit:
         raise ConfigError(f"{target.text}: name an attribute to codify (ADDR.ATTRIBUTE)")
     attr = hcl.find_attr(block.items, parts[0])
     if attr is None:
-        raise ConfigError(f"{target.address}: attribute {parts[0]!r} is not set in {path}; "
-                          "add it to the configuration by hand")
+        raise ConfigError(
+            f"{target.address}: attribute {parts[0]!r} is not set in {path}; "
+            "add it to the configuration by hand"
+        )
     span = (path, text, attr.expr_start, attr.expr_end, parts[0])
     remaining = parts[1:]
     while True:
@@ -147,25 +151,41 @@ def plan_codify(root: Path, target: Target, value: Any) -> Edit:
                 directory, path, text, mblock = chain.pop()
                 arg = hcl.find_attr(mblock.items, name)
                 if arg is None:
-                    raise ConfigError(f"module call in {path} does not set {name!r} (it uses the "
-                                      "module's default); set it there by hand")
+                    raise ConfigError(
+                        f"module call in {path} does not set {name!r} (it uses the "
+                        "module's default); set it there by hand"
+                    )
                 span = (path, text, arg.expr_start, arg.expr_end, f"module argument {name}")
                 continue
             return _root_variable(root, name, remaining, value, cache)
         if remaining:
-            raise ConfigError(f"{target.text}: the value comes from `{expr.strip()}` in {path} "
-                              f"line {hcl.line_of(text, start)}; cannot codify that, edit by hand")
+            raise ConfigError(
+                f"{target.text}: the value comes from `{expr.strip()}` in {path} "
+                f"line {hcl.line_of(text, start)}; cannot codify that, edit by hand"
+            )
         if not hcl.is_literal(expr):
             raise ConfigError(
                 f"{target.text}: the value comes from the expression `{expr.strip()}` in {path} "
                 f"line {hcl.line_of(text, start)}; codify edits literals and variables only"
             )
-        return Edit(path, start, end, hcl.render_literal(value, expr), expr,
-                    hcl.line_of(text, start), f"{path.name}: {what}")
+        return Edit(
+            path,
+            start,
+            end,
+            hcl.render_literal(value, expr),
+            expr,
+            hcl.line_of(text, start),
+            f"{path.name}: {what}",
+        )
 
 
-def _root_variable(root: Path, name: str, remaining: list[str | int], value: Any,
-                   cache: dict[Path, tuple[str, list[Any]]]) -> Edit:
+def _root_variable(
+    root: Path,
+    name: str,
+    remaining: list[str | int],
+    value: Any,
+    cache: dict[Path, tuple[str, list[Any]]],
+) -> Edit:
     # Terraform loads terraform.tfvars, then *.auto.tfvars in name order: the last wins.
     files = [root / "terraform.tfvars"] + sorted(root.glob("*.auto.tfvars"))
     for path in reversed([f for f in files if f.is_file()]):
@@ -175,16 +195,24 @@ def _root_variable(root: Path, name: str, remaining: list[str | int], value: Any
             continue
         start, end, what = attr.expr_start, attr.expr_end, name
         for key in remaining:
-            found = next((it for it in hcl.parse_object(text, start, end) or []
-                          if it.key == key), None)
+            found = next(
+                (it for it in hcl.parse_object(text, start, end) or [] if it.key == key), None
+            )
             if found is None:
                 raise ConfigError(f"{path}: {what} has no literal key {key!r}; edit by hand")
             start, end, what = found.expr_start, found.expr_end, f"{what}.{key}"
         expr = text[start:end]
         if not hcl.is_literal(expr):
             raise ConfigError(f"{path}: {what} is `{expr}`, not a literal; edit by hand")
-        return Edit(path, start, end, hcl.render_literal(value, expr), expr,
-                    hcl.line_of(text, start), f"{path.name}: {what}")
+        return Edit(
+            path,
+            start,
+            end,
+            hcl.render_literal(value, expr),
+            expr,
+            hcl.line_of(text, start),
+            f"{path.name}: {what}",
+        )
     if remaining:
         raise ConfigError(f"variable {name!r} is not set in a .tfvars file; set it by hand")
     # Not set anywhere: the default applies. Setting it in terraform.tfvars overrides the
@@ -193,8 +221,15 @@ def _root_variable(root: Path, name: str, remaining: list[str | int], value: Any
     text = path.read_text() if path.is_file() else ""
     line = f"{name} = {hcl.render_literal(value, '')}\n"
     prefix = "" if not text or text.endswith("\n") else "\n"
-    return Edit(path, len(text), len(text), prefix + line, "", hcl.line_of(text, len(text)),
-                f"{path.name}: {name} (added)")
+    return Edit(
+        path,
+        len(text),
+        len(text),
+        prefix + line,
+        "",
+        hcl.line_of(text, len(text)),
+        f"{path.name}: {name} (added)",
+    )
 
 
 def apply_edits(edits: list[Edit], *, base: Path | None = None) -> tuple[dict[Path, str], str]:
@@ -212,11 +247,15 @@ def apply_edits(edits: list[Edit], *, base: Path | None = None) -> tuple[dict[Pa
             if (edit.start, edit.end) in seen:
                 continue  # two targets traced to the same literal
             seen.add((edit.start, edit.end))
-            text = text[: edit.start] + edit.new + text[edit.end:]
+            text = text[: edit.start] + edit.new + text[edit.end :]
         originals[path] = original
         name = str(path.relative_to(base)) if base and path.is_relative_to(base) else str(path)
-        diff += difflib.unified_diff(original.splitlines(keepends=True),
-                                     text.splitlines(keepends=True), f"a/{name}", f"b/{name}")
+        diff += difflib.unified_diff(
+            original.splitlines(keepends=True),
+            text.splitlines(keepends=True),
+            f"a/{name}",
+            f"b/{name}",
+        )
         path.write_text(text)
     return originals, "".join(diff)
 

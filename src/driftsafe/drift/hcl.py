@@ -241,8 +241,10 @@ def parse_object(text: str, start: int, end: int) -> list[Item] | None:
 
 def find_block(items: list[Attr | Block], type_: str, *labels: str) -> Block | None:
     for item in items:
-        if isinstance(item, Block) and item.type == type_ and item.labels[: len(labels)] == list(
-            labels
+        if (
+            isinstance(item, Block)
+            and item.type == type_
+            and item.labels[: len(labels)] == list(labels)
         ):
             return item
     return None
@@ -268,8 +270,12 @@ def literal_value(expr: str) -> Any:
         return None
     if _NUMBER.match(expr):
         return json.loads(expr)
-    if expr.startswith('"') and expr.endswith('"') and "${" not in expr.replace("$${", "") \
-            and "%{" not in expr.replace("%%{", ""):
+    if (
+        expr.startswith('"')
+        and expr.endswith('"')
+        and "${" not in expr.replace("$${", "")
+        and "%{" not in expr.replace("%%{", "")
+    ):
         try:
             value = json.loads(expr)
         except ValueError:

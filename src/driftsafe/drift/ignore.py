@@ -87,10 +87,15 @@ def parse_ignore(text: str, *, source: str = "<ignore>") -> IgnoreRules:
         reason = (values["reason"] or "").strip()
         if not reason:
             raise ConfigError(f"{where}: 'reason' is required: say why this drift is accepted")
-        rules.append(IgnoreRule(
-            address=values["address"], attribute=values["attribute"] or "*",
-            reason=reason, root=values["root"] or "*", source=source,
-        ))
+        rules.append(
+            IgnoreRule(
+                address=values["address"],
+                attribute=values["attribute"] or "*",
+                reason=reason,
+                root=values["root"] or "*",
+                source=source,
+            )
+        )
     return IgnoreRules(tuple(rules))
 
 

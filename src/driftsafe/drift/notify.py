@@ -30,8 +30,13 @@ class Delivery:
     url: str | None = None
 
     def to_json(self) -> dict[str, Any]:
-        return {"channel": self.channel, "target": self.target, "ok": self.ok,
-                "message": self.message, "url": self.url}
+        return {
+            "channel": self.channel,
+            "target": self.target,
+            "ok": self.ok,
+            "message": self.message,
+            "url": self.url,
+        }
 
 
 def _describe(exc: Exception) -> str:
@@ -43,8 +48,10 @@ def _describe(exc: Exception) -> str:
 
 def send_webhook(url: str, reports: list[RootReport], *, generated_at: str) -> Delivery:
     """POST ``{"text": ..., "report": {...}}``: Slack shows ``text``, scripts read ``report``."""
-    payload = {"text": slack_text(reports), "report": report_json(reports,
-                                                                 generated_at=generated_at)}
+    payload = {
+        "text": slack_text(reports),
+        "report": report_json(reports, generated_at=generated_at),
+    }
     try:
         response = httpx.post(url, json=payload, timeout=TIMEOUT)
         response.raise_for_status()
@@ -111,45 +118,85 @@ def sync_issue(gh: GitHub, report: RootReport, *, generated_at: str) -> Delivery
     marker = root_marker(report)
     try:
         open_issues = gh.paged("/issues", {"state": "open", "labels": ISSUE_LABEL})
-        existing = next((i for i in open_issues
-                         if "pull_request" not in i and marker in (i.get("body") or "")), None)
+        existing = next(
+            (i for i in open_issues if "pull_request" not in i and marker in (i.get("body") or "")),
+            None,
+        )
         if report.status == "clean":
             if existing is None:
                 return Delivery("github-issue", target, True, "no drift and no open issue")
             number = existing["number"]
-            gh.call("POST", f"/issues/{number}/comments",
-                    json={"body": f"Drift cleared: `driftsafe drift check` found no drift in "
-                                  f"`{report.name}` at {generated_at}. Closing."})
-            gh.call("PATCH", f"/issues/{number}",
-                    json={"state": "closed", "state_reason": "completed"})
-            return Delivery("github-issue", target, True, f"closed issue #{number} (drift cleared)",
-                            existing.get("html_url"))
+            gh.call(
+                "POST",
+                f"/issues/{number}/comments",
+                json={
+                    "body": f"Drift cleared: `driftsafe drift check` found no drift in "
+                    f"`{report.name}` at {generated_at}. Closing."
+                },
+            )
+            gh.call(
+                "PATCH", f"/issues/{number}", json={"state": "closed", "state_reason": "completed"}
+            )
+            return Delivery(
+                "github-issue",
+                target,
+                True,
+                f"closed issue #{number} (drift cleared)",
+                existing.get("html_url"),
+            )
         if existing is None:
-            body = (f"{marker}\n{render_markdown([report], generated_at=generated_at)}\n\n"
-                    f"Findings:\n{_finding_lines(report)}\n")
-            created = gh.call("POST", "/issues", json={
-                "title": f"Drift in {report.name}: {len(report.findings)} finding(s)",
-                "body": body, "labels": [ISSUE_LABEL]})
-            return Delivery("github-issue", target, True, f"opened issue #{created['number']}",
-                            created.get("html_url"))
+            body = (
+                f"{marker}\n{render_markdown([report], generated_at=generated_at)}\n\n"
+                f"Findings:\n{_finding_lines(report)}\n"
+            )
+            created = gh.call(
+                "POST",
+                "/issues",
+                json={
+                    "title": f"Drift in {report.name}: {len(report.findings)} finding(s)",
+                    "body": body,
+                    "labels": [ISSUE_LABEL],
+                },
+            )
+            return Delivery(
+                "github-issue",
+                target,
+                True,
+                f"opened issue #{created['number']}",
+                created.get("html_url"),
+            )
         number = existing["number"]
         seen = set(_FP.findall(existing.get("body") or ""))
         for comment in gh.paged(f"/issues/{number}/comments", {}):
             seen |= set(_FP.findall(comment.get("body") or ""))
         new = {f.fingerprint for f in report.findings} - seen
         if not new:
-            return Delivery("github-issue", target, True,
-                            f"issue #{number} already lists this drift: not alerted again",
-                            existing.get("html_url"))
-        gh.call("POST", f"/issues/{number}/comments", json={
-            "body": f"New drift in `{report.name}` at {generated_at}:\n"
-                    f"{_finding_lines(report, new)}\n"})
-        return Delivery("github-issue", target, True,
-                        f"commented on issue #{number} ({len(new)} new finding(s))",
-                        existing.get("html_url"))
+            return Delivery(
+                "github-issue",
+                target,
+                True,
+                f"issue #{number} already lists this drift: not alerted again",
+                existing.get("html_url"),
+            )
+        gh.call(
+            "POST",
+            f"/issues/{number}/comments",
+            json={
+                "body": f"New drift in `{report.name}` at {generated_at}:\n"
+                f"{_finding_lines(report, new)}\n"
+            },
+        )
+        return Delivery(
+            "github-issue",
+            target,
+            True,
+            f"commented on issue #{number} ({len(new)} new finding(s))",
+            existing.get("html_url"),
+        )
     except httpx.HTTPError as exc:
-        return Delivery("github-issue", target, False, f"GitHub issue update failed: "
-                                                       f"{_describe(exc)}")
+        return Delivery(
+            "github-issue", target, False, f"GitHub issue update failed: {_describe(exc)}"
+        )
 
 
 def post_history(server: str, token: str | None, report: RootReport) -> Delivery:
@@ -165,8 +212,9 @@ def post_history(server: str, token: str | None, report: RootReport) -> Delivery
     return Delivery("history", url, True, f"stored as report {response.json().get('id')}")
 
 
-def list_history(server: str, token: str | None, workspace: str, limit: int = 50
-                 ) -> list[dict[str, Any]]:
+def list_history(
+    server: str, token: str | None, workspace: str, limit: int = 50
+) -> list[dict[str, Any]]:
     """The stored reports of ``workspace``, newest first."""
     url = f"{server.rstrip('/')}/api/v1/workspaces/{workspace}/drift"
     headers = {"Authorization": f"Bearer {token}"} if token else {}

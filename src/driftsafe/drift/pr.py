@@ -24,8 +24,9 @@ from driftsafe.errors import ConfigError, NotifyError
 
 
 def _git(args: list[str], cwd: Path, env: dict[str, str] | None = None) -> str:
-    proc = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True,
-                          env={**os.environ, **(env or {})})
+    proc = subprocess.run(
+        ["git", *args], cwd=cwd, capture_output=True, text=True, env={**os.environ, **(env or {})}
+    )
     if proc.returncode != 0:
         raise NotifyError(f"git {' '.join(args)} failed: {proc.stderr.strip()[-500:]}")
     return proc.stdout.strip()
@@ -38,17 +39,25 @@ def branch_name(report: RootReport) -> str:
 
 def _identity(cwd: Path) -> dict[str, str]:
     """A committer for machines (CI) that have none configured; a configured one wins."""
-    proc = subprocess.run(["git", "config", "user.email"], cwd=cwd, capture_output=True,
-                          text=True)
+    proc = subprocess.run(["git", "config", "user.email"], cwd=cwd, capture_output=True, text=True)
     if proc.stdout.strip() or "GIT_AUTHOR_EMAIL" in os.environ:
         return {}
-    return {"GIT_AUTHOR_NAME": "driftsafe", "GIT_AUTHOR_EMAIL": "driftsafe@users.noreply.local",
-            "GIT_COMMITTER_NAME": "driftsafe",
-            "GIT_COMMITTER_EMAIL": "driftsafe@users.noreply.local"}
+    return {
+        "GIT_AUTHOR_NAME": "driftsafe",
+        "GIT_AUTHOR_EMAIL": "driftsafe@users.noreply.local",
+        "GIT_COMMITTER_NAME": "driftsafe",
+        "GIT_COMMITTER_EMAIL": "driftsafe@users.noreply.local",
+    }
 
 
-def open_codify_pr(gh: GitHub, report: RootReport, *, remote: str = "origin",
-                   base: str | None = None, generated_at: str = "") -> Delivery:
+def open_codify_pr(
+    gh: GitHub,
+    report: RootReport,
+    *,
+    remote: str = "origin",
+    base: str | None = None,
+    generated_at: str = "",
+) -> Delivery:
     target = f"{gh.repo} ({report.name})"
     if report.status != "drift":
         return Delivery("github-pr", target, True, f"{report.status}: no pull request needed")
@@ -62,9 +71,13 @@ def open_codify_pr(gh: GitHub, report: RootReport, *, remote: str = "origin",
         owner = gh.repo.split("/", 1)[0]
         existing = gh.call("GET", "/pulls", params={"state": "open", "head": f"{owner}:{branch}"})
         if existing:
-            return Delivery("github-pr", target, True,
-                            f"pull request #{existing[0]['number']} already proposes this codify",
-                            existing[0].get("html_url"))
+            return Delivery(
+                "github-pr",
+                target,
+                True,
+                f"pull request #{existing[0]['number']} already proposes this codify",
+                existing[0].get("html_url"),
+            )
         worktree = Path(tempfile.mkdtemp(prefix="driftsafe-pr-")) / "wt"
         _git(["worktree", "add", "-B", branch, str(worktree), "HEAD"], top)
         wt_root = worktree / root.relative_to(top)
@@ -78,32 +91,52 @@ def open_codify_pr(gh: GitHub, report: RootReport, *, remote: str = "origin",
             except ConfigError as exc:
                 manual.append(f"- `{f.target}`: {exc.message}")
         if not edits:
-            return Delivery("github-pr", target, False,
-                            "nothing in this drift can be codified automatically: "
-                            + "; ".join(manual))
+            return Delivery(
+                "github-pr",
+                target,
+                False,
+                "nothing in this drift can be codified automatically: " + "; ".join(manual),
+            )
         _, diff = apply_edits(edits, base=worktree)
         _git(["add", "-A"], worktree)
         message = f"Codify drift in {report.name}\n\n" + "\n".join(
-            f"{e.what}: {e.old} -> {e.new}" for e in edits)
+            f"{e.what}: {e.old} -> {e.new}" for e in edits
+        )
         _git(["commit", "-q", "-m", message], worktree, _identity(worktree))
         _git(["push", "-q", "--force", remote, f"{branch}:{branch}"], worktree)
-        body = (f"driftsafe found drift in `{report.name}` and this change keeps reality by "
-                "writing it into the configuration. Merge it to accept the manual change; "
-                "close it to have the next apply revert it.\n\n"
-                f"```diff\n{diff}```\n\n{render_markdown([report], generated_at=generated_at)}")
+        body = (
+            f"driftsafe found drift in `{report.name}` and this change keeps reality by "
+            "writing it into the configuration. Merge it to accept the manual change; "
+            "close it to have the next apply revert it.\n\n"
+            f"```diff\n{diff}```\n\n{render_markdown([report], generated_at=generated_at)}"
+        )
         if manual:
             body += "\n\nNot codified (edit by hand):\n" + "\n".join(manual)
-        created = gh.call("POST", "/pulls", json={
-            "title": f"Codify drift in {report.name}", "head": branch, "base": base,
-            "body": body})
-        return Delivery("github-pr", target, True,
-                        f"opened pull request #{created['number']} from {branch}",
-                        created.get("html_url"))
+        created = gh.call(
+            "POST",
+            "/pulls",
+            json={
+                "title": f"Codify drift in {report.name}",
+                "head": branch,
+                "base": base,
+                "body": body,
+            },
+        )
+        return Delivery(
+            "github-pr",
+            target,
+            True,
+            f"opened pull request #{created['number']} from {branch}",
+            created.get("html_url"),
+        )
     except (NotifyError, httpx.HTTPError) as exc:
         why = exc.message if isinstance(exc, NotifyError) else _describe(exc)
         return Delivery("github-pr", target, False, f"pull request failed: {why}")
     finally:
         if worktree is not None:
-            subprocess.run(["git", "worktree", "remove", "--force", str(worktree)], cwd=top,
-                           capture_output=True)
+            subprocess.run(
+                ["git", "worktree", "remove", "--force", str(worktree)],
+                cwd=top,
+                capture_output=True,
+            )
             shutil.rmtree(worktree.parent, ignore_errors=True)

@@ -12,8 +12,14 @@ _HEADERS = ("ADDRESS", "ATTRIBUTE", "STATE", "REALITY", "CONFIG", "PLAIN APPLY W
 
 def _row(f: Finding, width: int = 24) -> tuple[str, ...]:
     attr = f.path or "(resource)"
-    return (f.address, attr, short(f.state, width), short(f.reality, width),
-            short(f.config, width), f.message)
+    return (
+        f.address,
+        attr,
+        short(f.state, width),
+        short(f.reality, width),
+        short(f.config, width),
+        f.message,
+    )
 
 
 def _table(rows: list[tuple[str, ...]]) -> str:
@@ -35,13 +41,17 @@ def render_table(reports: list[RootReport]) -> str:
         elif r.status == "clean":
             out.append(head + "no drift" + (f" ({len(r.ignored)} ignored)" if r.ignored else ""))
         else:
-            out.append(head + f"DRIFT: {len(r.findings)} finding(s) "
-                       f"on {len({f.address for f in r.findings})} resource(s)")
+            out.append(
+                head + f"DRIFT: {len(r.findings)} finding(s) "
+                f"on {len({f.address for f in r.findings})} resource(s)"
+            )
             out.append(_table([_HEADERS, *(_row(f) for f in r.findings)]))
             reverts = [f for f in r.findings if f.apply in ("revert", "replace", "recreate")]
             if reverts:
-                out.append(f"!! a plain `terraform apply` would silently undo {len(reverts)} "
-                           "manual change(s); codify or revert first: driftsafe drift resolve")
+                out.append(
+                    f"!! a plain `terraform apply` would silently undo {len(reverts)} "
+                    "manual change(s); codify or revert first: driftsafe drift resolve"
+                )
         for f in r.ignored:
             out.append(f"   ignored {f.target}: {f.ignored_reason}")
         if r.planned_changes and r.status != "error":
@@ -60,8 +70,12 @@ def _md_cell(value: Any) -> str:
 def render_markdown(reports: list[RootReport], *, generated_at: str) -> str:
     code = overall_exit_code(reports)
     verdict = {0: "no drift", 2: "drift detected", 1: "check failed"}[code]
-    out = [f"# Drift report: {verdict}", "",
-           f"Generated {generated_at} by driftsafe (report schema v{SCHEMA_VERSION}).", ""]
+    out = [
+        f"# Drift report: {verdict}",
+        "",
+        f"Generated {generated_at} by driftsafe (report schema v{SCHEMA_VERSION}).",
+        "",
+    ]
     for r in reports:
         out.append(f"## `{r.name}`: {r.status}")
         out.append("")
@@ -72,12 +86,16 @@ def render_markdown(reports: list[RootReport], *, generated_at: str) -> str:
             out.append("| Address | Attribute | State | Reality | Config | Plain apply would |")
             out.append("| --- | --- | --- | --- | --- | --- |")
             for f in r.findings:
-                out.append(f"| `{f.address}` | `{f.path or '(resource)'}` | {_md_cell(f.state)} | "
-                           f"{_md_cell(f.reality)} | {_md_cell(f.config)} | "
-                           f"{f.message.replace('|', '/')} |")
+                out.append(
+                    f"| `{f.address}` | `{f.path or '(resource)'}` | {_md_cell(f.state)} | "
+                    f"{_md_cell(f.reality)} | {_md_cell(f.config)} | "
+                    f"{f.message.replace('|', '/')} |"
+                )
             out.append("")
-            out.append(f"Fingerprint: `{r.fingerprint}`. Resolve with `driftsafe drift resolve "
-                       f"{r.root} --codify ADDR.ATTR` (keep reality) or `--revert ADDR.ATTR`.")
+            out.append(
+                f"Fingerprint: `{r.fingerprint}`. Resolve with `driftsafe drift resolve "
+                f"{r.root} --codify ADDR.ATTR` (keep reality) or `--revert ADDR.ATTR`."
+            )
             out.append("")
         else:
             out += ["No drift.", ""]

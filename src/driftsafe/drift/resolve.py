@@ -48,8 +48,10 @@ class Resolution:
             "root": self.root,
             "codified": self.codified,
             "reverted": self.reverted,
-            "edits": [{"file": str(e.file), "line": e.line, "what": e.what, "old": e.old,
-                       "new": e.new} for e in self.edits],
+            "edits": [
+                {"file": str(e.file), "line": e.line, "what": e.what, "old": e.old, "new": e.new}
+                for e in self.edits
+            ],
             "diff": self.diff,
             "plan_output": self.plan_output,
             "final_plan_output": self.final_plan_output,
@@ -67,8 +69,9 @@ def covers(target: Target, finding: Finding) -> bool:
     return finding.path.startswith((target.path + ".", target.path + "["))
 
 
-def match_targets(texts: Sequence[str], findings: list[Finding], verb: str
-                  ) -> tuple[list[Target], list[Finding]]:
+def match_targets(
+    texts: Sequence[str], findings: list[Finding], verb: str
+) -> tuple[list[Target], list[Finding]]:
     targets, matched = [], []
     for text in texts:
         target = parse_target(text)
@@ -81,8 +84,9 @@ def match_targets(texts: Sequence[str], findings: list[Finding], verb: str
     return targets, matched
 
 
-def check_plan(plan: Mapping[str, Any], findings: list[Finding], revert: list[Target],
-               codify: list[Target]) -> list[str]:
+def check_plan(
+    plan: Mapping[str, Any], findings: list[Finding], revert: list[Target], codify: list[Target]
+) -> list[str]:
     """Reasons to refuse: every change the plan would make that was not named."""
     revert_addresses = {t.address for t in revert}
     problems = []
@@ -92,14 +96,26 @@ def check_plan(plan: Mapping[str, Any], findings: list[Finding], revert: list[Ta
         if actions in (["no-op"], ["read"]) or rc.get("mode") == "data":
             continue
         if address not in revert_addresses:
-            why = ("still differs after codify" if any(t.address == address for t in codify)
-                   else "is not named")
+            why = (
+                "still differs after codify"
+                if any(t.address == address for t in codify)
+                else "is not named"
+            )
             change = rc.get("change") or {}
-            paths = [p for p, *_ in diff_values(change.get("before"), change.get("after"),
-                                                change.get("before_sensitive"),
-                                                change.get("after_sensitive"))]
-            problems.append(f"plan would {'+'.join(actions)} {address} ({why}"
-                            + (f": {', '.join(paths[:5])}" if paths else "") + ")")
+            paths = [
+                p
+                for p, *_ in diff_values(
+                    change.get("before"),
+                    change.get("after"),
+                    change.get("before_sensitive"),
+                    change.get("after_sensitive"),
+                )
+            ]
+            problems.append(
+                f"plan would {'+'.join(actions)} {address} ({why}"
+                + (f": {', '.join(paths[:5])}" if paths else "")
+                + ")"
+            )
             continue
         for f in findings:
             if f.address != address or f.apply not in ("revert", "replace", "recreate"):
@@ -107,14 +123,20 @@ def check_plan(plan: Mapping[str, Any], findings: list[Finding], revert: list[Ta
             if not f.configured:
                 continue  # computed from configured attributes, which are checked themselves
             if not any(covers(t, f) for t in revert + codify):
-                value = "" if f.reality == SENSITIVE else \
-                    f" ({short(f.reality)} -> {short(f.config)})"
+                value = (
+                    "" if f.reality == SENSITIVE else f" ({short(f.reality)} -> {short(f.config)})"
+                )
                 problems.append(f"plan would also revert {f.target}{value}, which is not named")
     return problems
 
 
-def _refresh_codified(run: Callable[..., RunResult], tmp: Path, targets: list[Target],
-                      lock_timeout: str, say: Callable[[str], None]) -> None:
+def _refresh_codified(
+    run: Callable[..., RunResult],
+    tmp: Path,
+    targets: list[Target],
+    lock_timeout: str,
+    say: Callable[[str], None],
+) -> None:
     """Take the codified reality into state.
 
     An untargeted refresh-only plan also refreshes root outputs that read the edited
@@ -124,19 +146,49 @@ def _refresh_codified(run: Callable[..., RunResult], tmp: Path, targets: list[Ta
     """
     named = {t.address for t in targets}
     planfile = tmp / "refresh.tfplan"
-    run(["plan", "-refresh-only", "-input=false", "-no-color", f"-lock-timeout={lock_timeout}",
-         f"-out={planfile}"], "plan -refresh-only")
+    run(
+        [
+            "plan",
+            "-refresh-only",
+            "-input=false",
+            "-no-color",
+            f"-lock-timeout={lock_timeout}",
+            f"-out={planfile}",
+        ],
+        "plan -refresh-only",
+    )
     shown = run(["show", "-json", "-no-color", str(planfile)], "show -json")
-    drifted = {rc.get("address") for rc in json.loads(shown.stdout).get("resource_drift") or []
-               if rc.get("mode") != "data"}
+    drifted = {
+        rc.get("address")
+        for rc in json.loads(shown.stdout).get("resource_drift") or []
+        if rc.get("mode") != "data"
+    }
     say(f"taking reality into state for {', '.join(sorted(named))}")
     if drifted <= named:
-        run(["apply", "-input=false", "-no-color", f"-lock-timeout={lock_timeout}",
-             "-auto-approve", str(planfile)], "apply -refresh-only")
+        run(
+            [
+                "apply",
+                "-input=false",
+                "-no-color",
+                f"-lock-timeout={lock_timeout}",
+                "-auto-approve",
+                str(planfile),
+            ],
+            "apply -refresh-only",
+        )
     else:
-        run(["apply", "-refresh-only", "-input=false", "-no-color",
-             f"-lock-timeout={lock_timeout}", "-auto-approve",
-             *(f"-target={a}" for a in sorted(named))], "apply -refresh-only -target")
+        run(
+            [
+                "apply",
+                "-refresh-only",
+                "-input=false",
+                "-no-color",
+                f"-lock-timeout={lock_timeout}",
+                "-auto-approve",
+                *(f"-target={a}" for a in sorted(named)),
+            ],
+            "apply -refresh-only -target",
+        )
 
 
 def resolve(
@@ -174,8 +226,9 @@ def resolve(
     res.report_before = report
     res.runs += report.runs
     if report.status == "error":
-        raise DriftError((report.error or {}).get("message", "drift check failed"),
-                         detail=report.error)
+        raise DriftError(
+            (report.error or {}).get("message", "drift check failed"), detail=report.error
+        )
     everything = report.findings + report.ignored
     codify_targets, to_codify = match_targets(codify, everything, "codify")
     revert_targets, to_revert = match_targets(revert, everything, "revert")
@@ -184,32 +237,52 @@ def resolve(
         raise ConfigError(f"both codify and revert named for: {', '.join(sorted(both))}")
     for f in to_codify:
         if f.kind == "deleted":
-            raise ConfigError(f"--codify {f.address}: deleted outside Terraform; to keep it "
-                              "deleted, remove it from the configuration (or revert to recreate)")
+            raise ConfigError(
+                f"--codify {f.address}: deleted outside Terraform; to keep it "
+                "deleted, remove it from the configuration (or revert to recreate)"
+            )
         if f.sensitive:
-            raise ConfigError(f"--codify {f.target}: a sensitive value is never written into "
-                              "configuration; update its source (e.g. TF_VAR_...) instead")
+            raise ConfigError(
+                f"--codify {f.target}: a sensitive value is never written into "
+                "configuration; update its source (e.g. TF_VAR_...) instead"
+            )
     res.edits = [plan_codify(path, parse_target(f.target), f.reality) for f in to_codify]
     originals, res.diff = apply_edits(res.edits, base=path.resolve().parent.parent)
     tmp = Path(tempfile.mkdtemp(prefix="driftsafe-resolve-"))
     try:
         planfile = tmp / "resolve.tfplan"
         addresses = sorted({t.address for t in codify_targets + revert_targets})
-        plan = run(["plan", "-input=false", "-no-color", f"-lock-timeout={lock_timeout}",
-                    f"-out={planfile}", *(f"-target={a}" for a in addresses)], "plan -target")
+        plan = run(
+            [
+                "plan",
+                "-input=false",
+                "-no-color",
+                f"-lock-timeout={lock_timeout}",
+                f"-out={planfile}",
+                *(f"-target={a}" for a in addresses),
+            ],
+            "plan -target",
+        )
         res.plan_output = plan.stdout
         shown = run(["show", "-json", "-no-color", str(planfile)], "show -json")
-        problems = check_plan(json.loads(shown.stdout), everything, revert_targets,
-                              codify_targets)
+        problems = check_plan(json.loads(shown.stdout), everything, revert_targets, codify_targets)
         if problems:
-            raise DriftError("refusing to resolve: " + "; ".join(problems),
-                             detail=plan.stdout)
+            raise DriftError("refusing to resolve: " + "; ".join(problems), detail=plan.stdout)
         if confirm is not None and not confirm(plan.stdout):
             raise DriftError("resolution cancelled; configuration edits rolled back")
         if revert_targets:
             say(f"applying the checked plan to {', '.join(t.address for t in revert_targets)}")
-            run(["apply", "-input=false", "-no-color", f"-lock-timeout={lock_timeout}",
-                 "-auto-approve", str(planfile)], "apply (revert)")
+            run(
+                [
+                    "apply",
+                    "-input=false",
+                    "-no-color",
+                    f"-lock-timeout={lock_timeout}",
+                    "-auto-approve",
+                    str(planfile),
+                ],
+                "apply (revert)",
+            )
         res.reverted = [t.text for t in revert_targets]
         if codify_targets:
             _refresh_codified(run, tmp, codify_targets, lock_timeout, say)
@@ -220,8 +293,17 @@ def resolve(
         raise
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    final = run(["plan", "-input=false", "-no-color", f"-lock-timeout={lock_timeout}",
-                 "-detailed-exitcode"], "plan (after)", ok=(0, 2))
+    final = run(
+        [
+            "plan",
+            "-input=false",
+            "-no-color",
+            f"-lock-timeout={lock_timeout}",
+            "-detailed-exitcode",
+        ],
+        "plan (after)",
+        ok=(0, 2),
+    )
     res.final_plan_output = final.stdout
     res.clean_after = final.returncode == 0 and "No changes." in final.stdout
     return res

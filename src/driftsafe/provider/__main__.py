@@ -119,7 +119,9 @@ def serve(args: list[str], started: float, forked: bool = False) -> int:
             import cProfile
 
             cProfile.runctx(
-                "pyvider_main()", globals(), {"pyvider_main": pyvider_main},
+                "pyvider_main()",
+                globals(),
+                {"pyvider_main": pyvider_main},
                 os.path.join(profile_dir, f"provider-{os.getpid()}.prof"),
             )
         else:

@@ -124,9 +124,7 @@ class ConfigFile(BaseResource[Any, ConfigFileState, ConfigFileConfig]):
             files.write_atomic(planned.path, content.encode("utf-8"), int(mode, 8))
         except OSError as exc:
             raise ResourceError(f"cannot write {planned.path}: {exc.strerror}") from exc
-        return ConfigFileState(
-            path=planned.path, values=planned.values, content=content, mode=mode
-        )
+        return ConfigFileState(path=planned.path, values=planned.values, content=content, mode=mode)
 
     async def _create_apply(self, ctx: Ctx) -> tuple[ConfigFileState, None]:
         return self._write(ctx), None

@@ -53,8 +53,10 @@ class Delay(BaseResource[Any, DelayState, DelayConfig]):
             attributes={
                 "seconds": a_num("How long create and update take.", required=True),
                 "triggers": a_map(
-                    a_str(), "Any change forces a new delay (replacement).",
-                    optional=True, requires_replace=True,
+                    a_str(),
+                    "Any change forces a new delay (replacement).",
+                    optional=True,
+                    requires_replace=True,
                 ),
             }
         )

@@ -31,9 +31,7 @@ def values_errors(attribute: str, values: Mapping[str, str] | None) -> list[str]
     errors: list[str] = []
     for key, value in (values or {}).items():
         if not KEY_RE.match(key):
-            errors.append(
-                f'{attribute}: key "{key}" must be letters, digits, ".", "_" or "-"'
-            )
+            errors.append(f'{attribute}: key "{key}" must be letters, digits, ".", "_" or "-"')
         if value is not None and ("\n" in value or "\r" in value):
             errors.append(f'{attribute}["{key}"]: value must be a single line')
         elif value is not None and value != value.strip():

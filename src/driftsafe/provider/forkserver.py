@@ -142,7 +142,8 @@ def _spawn_server(path: str) -> None:
                 os.dup2(devnull, fd)
             os.chdir("/")
             env = {
-                k: v for k, v in os.environ.items()
+                k: v
+                for k, v in os.environ.items()
                 if k in _SERVER_ENV or k.startswith(_SERVER_ENV_PREFIXES)
             }
             os.execve(

@@ -271,4 +271,3 @@ class Symlink(BaseResource[Any, SymlinkState, SymlinkConfig]):
         state = ctx.state
         if state is not None and os.path.islink(state.path):
             os.unlink(state.path)
-

@@ -85,8 +85,11 @@ class SecretFile(BaseResource[Any, SecretFileState, SecretFileConfig]):
             base_plan["mode"] = DEFAULT_MODE
         # Fail at plan time, not halfway through an apply, when the file must be
         # written and there is nothing to write.
-        if writes and config is not None and config.secret is None and not ctx.is_field_unknown(
-            "secret"
+        if (
+            writes
+            and config is not None
+            and config.secret is None
+            and not ctx.is_field_unknown("secret")
         ):
             ctx.add_attribute_error("secret", MISSING_SECRET, MISSING_SECRET_DETAIL)
 
