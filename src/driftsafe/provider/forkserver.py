@@ -163,7 +163,7 @@ def run_server(path: str) -> None:
         fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
         return  # another server owns this socket
-    from driftsafe.provider.__main__ import preload
+    from driftsafe.provider.plugin import preload
 
     preload()
     with contextlib.suppress(FileNotFoundError):
@@ -242,7 +242,7 @@ def _child(conn: socket.socket, fds: list[int], request: dict[str, Any]) -> int:
         os._exit(1)
 
     threading.Thread(target=watch_launcher, daemon=True).start()
-    from driftsafe.provider.__main__ import serve
+    from driftsafe.provider.plugin import serve
 
     code = serve(list(request["args"]), float(request["started"]), forked=True)
     with contextlib.suppress(OSError):
