@@ -18,7 +18,7 @@ import httpx
 from driftsafe import errors
 from driftsafe.errors import ConfigError, DriftsafeError
 from driftsafe.settings import Settings
-from driftsafe.state.secrets import Finding, scan_state
+from driftsafe.state.secrets import SecretFinding, scan_state
 
 _SEGMENT = re.compile(r"^[A-Za-z0-9._-]+$")
 
@@ -249,13 +249,13 @@ class Client:
 
     def scan_workspace(
         self, workspace: str, *, all_versions: bool = False
-    ) -> list[tuple[int, list[Finding]]]:
+    ) -> list[tuple[int, list[SecretFinding]]]:
         """Scan the latest (or every) stored version here, with this client's scanner."""
         listed = self.versions(workspace)
         if not listed:
             raise errors.NotFound(f"workspace {workspace} has no versions")
         chosen = listed if all_versions else listed[:1]
-        results: list[tuple[int, list[Finding]]] = []
+        results: list[tuple[int, list[SecretFinding]]] = []
         for meta in chosen:
             serial = int(meta["serial"])
             state = self.version(workspace, serial)["state"]

@@ -23,7 +23,7 @@ from driftsafe.drift.classify import classify
 from driftsafe.drift.ignore import parse_ignore
 from driftsafe.drift.model import RootReport
 from driftsafe.drift.notify import GitHub, send_webhook, sync_issue
-from driftsafe.drift.render import render_markdown, render_table
+from driftsafe.drift.render import render_drift_markdown, render_drift_table
 from driftsafe.drift.resolve import resolve
 from driftsafe.engine import Engine
 from driftsafe.errors import DriftError
@@ -136,9 +136,9 @@ def test_report_names_what_apply_would_revert(drifted: RootReport) -> None:
     # the same plans give the same fingerprints (same drift is the same alert)
     again, _, _ = classify(drifted.refresh_plan or {}, drifted.normal_plan, root=drifted.name)
     assert [f.fingerprint for f in again] == [f.fingerprint for f in drifted.findings]
-    table = render_table([drifted])
+    table = render_drift_table([drifted])
     assert "max_connections 200 -> 50" in table and "Drift detected." in table
-    md = render_markdown([drifted], generated_at="now")
+    md = render_drift_markdown([drifted], generated_at="now")
     assert f"| `{APP}` | `values.max_connections` | 50 | 200 | 50 |" in md
 
 

@@ -20,6 +20,7 @@ import pytest
 
 from driftsafe.engine import Engine
 from driftsafe.lab.evidence import Evidence
+from driftsafe.lab.report import write_report
 from driftsafe.lab.timeline import Span, timeline_svg
 
 CHROMIUM = "/usr/bin/chromium"
@@ -120,7 +121,7 @@ def _report(engine: Engine, tmp_path: Path) -> Path:
         kind="svg",
     )
     ev.check("clash", "lock", "A deliberately failing criterion", False, evidence=[fig])
-    return ev.finish().index_html
+    return write_report(ev).index_html
 
 
 def screenshot(

@@ -13,6 +13,7 @@ import pytest
 from driftsafe.engine import Engine, RunResult
 from driftsafe.lab.evidence import Evidence, load_transcript, strip_ansi
 from driftsafe.lab.markdown import markdown_to_html
+from driftsafe.lab.report import write_report
 from driftsafe.lab.timeline import Span, timeline_svg
 
 SECRET = "pl4nted-S3cret-value-9f2c"
@@ -106,7 +107,7 @@ def test_failed_check_shows_cross_and_fails_the_run(
     tf_runs: dict[str, RunResult], tmp_path: Path
 ) -> None:
     ev = _build(tmp_path, tf_runs, fail=True)
-    paths = ev.finish()
+    paths = write_report(ev)
     assert ev.all_passed is False
     html = paths.index_html.read_text()
     row = re.search(r'<tr class="fail">.*?</tr>', html, re.S)
@@ -124,13 +125,13 @@ def test_all_passed_only_when_every_criterion_passed(
 ) -> None:
     ev = _build(tmp_path / "ok", tf_runs, fail=False)
     assert ev.all_passed
-    ev.finish()
+    write_report(ev)
     assert "2 of 2 criteria passed" in (tmp_path / "ok" / "index.html").read_text()
     # An expected criterion the run never reached counts as failed.
     ev2 = _build(tmp_path / "cut", tf_runs, fail=False)
     ev2.expect("versions", "lock", "One version per write")
     assert not ev2.all_passed
-    doc = json.loads(ev2.finish().checklist_json.read_text())
+    doc = json.loads(write_report(ev2).checklist_json.read_text())
     assert doc["checks"][-1]["id"] == "versions" and doc["checks"][-1]["reached"] is False
     assert not Evidence(tmp_path / "empty", title="nothing").all_passed
 
@@ -141,11 +142,11 @@ def test_redaction_removes_planted_secret_from_every_file(
     # The raw run really carries the secret, so this test can fail.
     assert SECRET in tf_runs["apply"].stdout and SECRET in " ".join(tf_runs["apply"].argv)
     ev = _build(tmp_path, tf_runs, fail=False)
-    # Recorded before the value is declared secret: finish() must still scrub it.
+    # Recorded before the value is declared secret: the report must still scrub it.
     ev.narrative("lock", f"the token was {SECRET}")
     ev.artifact("lock", "config", f"token = {SECRET}", kind="hcl")
     ev.redact("")  # an empty value must not blank out the report
-    paths = ev.finish()
+    paths = write_report(ev)
     files = [p for p in tmp_path.rglob("*") if p.is_file()]
     assert len(files) >= 8
     for path in files:
@@ -161,7 +162,7 @@ def test_checklist_links_resolve_to_evidence_anchors(
 ) -> None:
     ev = _build(tmp_path, tf_runs, fail=True)
     parser = _Anchors()
-    parser.feed(ev.finish().index_html.read_text())
+    parser.feed(write_report(ev).index_html.read_text())
     assert len(parser.ids) == len(set(parser.ids)), "duplicate ids"
     assert len(parser.checklist_hrefs) == 2 + 2 + 3  # 2 criteria + their evidence chips
     missing = [h for h in parser.hrefs if h not in parser.ids]
@@ -202,7 +203,7 @@ def test_html_escapes_captured_output(tf_runs: dict[str, RunResult], tmp_path: P
     bad_svg = '<svg xmlns="http://www.w3.org/2000/svg"><script>alert(2)</script></svg>'
     ev.artifact("lock", "hostile figure", bad_svg, kind="svg")
     ev.narrative("lock", "<script>alert(3)</script> [x](javascript:alert(4))")
-    html = ev.finish().index_html.read_text()
+    html = write_report(ev).index_html.read_text()
     assert "<script" not in html.lower()
     assert "<img" not in html and "<b>title" not in html and "<i>" not in html
     assert "&lt;script&gt;alert(&#x27;x&#x27;)&lt;/script&gt;" in html
@@ -219,7 +220,7 @@ def test_html_escapes_captured_output(tf_runs: dict[str, RunResult], tmp_path: P
 
 def test_transcripts_round_trip(tf_runs: dict[str, RunResult], tmp_path: Path) -> None:
     ev = _build(tmp_path, tf_runs, fail=False)
-    paths = ev.finish()
+    paths = write_report(ev)
     recorded = {t.file_stem: t for t in ev.transcripts}
     files = sorted(paths.transcripts_dir.glob("*.json"))
     assert [f.stem for f in files] == sorted(recorded)
@@ -253,13 +254,13 @@ def test_long_output_is_collapsible_and_rerun_starts_clean(tmp_path: Path) -> No
         started_at=now,
         ended_at=now + 1,
     )
-    ev.finish()
+    write_report(ev)
     html = (tmp_path / "index.html").read_text()
     assert "<details><summary>stdout: 200 lines" in html and "line 199" in html
     stale = sorted((tmp_path / "transcripts").iterdir())
     ev2 = Evidence(tmp_path, title="second run")
     ev2.step("t", "Other")
-    ev2.finish()
+    write_report(ev2)
     assert not any(p.exists() for p in stale)
 
 
@@ -301,7 +302,7 @@ def test_abort_marks_the_run_failed_and_links_stay_valid(tmp_path: Path) -> None
     assert not ev.all_passed
     ev.abort(f"EngineError: terraform crashed (token {SECRET})")
     ev.redact(SECRET)
-    paths = ev.finish()
+    paths = write_report(ev)
     html = paths.index_html.read_text()
     assert "The drill stopped early" in html and SECRET not in html
     doc = json.loads(paths.checklist_json.read_text())

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from srvhelpers import Srv
 
-from driftsafe.server.run import start_server
+from driftsafe.server.serving import start_server
 from driftsafe.settings import Settings
 from driftsafe.store.crypto import new_key_text
 

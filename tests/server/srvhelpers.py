@@ -8,8 +8,8 @@ from pathlib import Path
 import httpx
 
 from driftsafe.engine import Engine
-from driftsafe.engine.runner import Process, RunResult
-from driftsafe.server.run import RunningServer
+from driftsafe.engine.process import Process, RunResult
+from driftsafe.server.serving import RunningServer
 from driftsafe.store import SqlStore
 
 

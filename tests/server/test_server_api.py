@@ -17,7 +17,7 @@ import httpx
 import pytest
 from srvhelpers import Srv
 
-from driftsafe.server.run import start_server
+from driftsafe.server.serving import start_server
 from driftsafe.settings import Settings
 
 

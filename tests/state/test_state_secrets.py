@@ -15,7 +15,7 @@ from driftsafe.state.diff import diff_states
 from driftsafe.state.secrets import (
     ASSIGNMENT_WORDS,
     KEYWORD_WORDS,
-    Finding,
+    SecretFinding,
     _Detectors,
     clip_runs,
     lines_with,
@@ -32,11 +32,11 @@ HIGH_ENTROPY = "q8Vx2LmZ9rT4wKp7NcY3bF6hJ1sDgE5u"
 PASSWORD = "correct-horse-battery"
 
 
-def _by_where(findings: list[Finding]) -> dict[tuple[str, str], Finding]:
+def _by_where(findings: list[SecretFinding]) -> dict[tuple[str, str], SecretFinding]:
     return {(f.address, f.path): f for f in findings}
 
 
-def _assert_no_values(findings: list[Finding], *values: str) -> None:
+def _assert_no_values(findings: list[SecretFinding], *values: str) -> None:
     rendered = json.dumps([f.to_json() for f in findings])
     for value in values:
         assert value not in rendered

@@ -72,7 +72,7 @@ def test_migrations_upgrade_in_place(store_url: str) -> None:
         assert [t.name for t in store.list_tokens()] == ["t"]
         assert [v.serial for v in store.list_versions("ws")] == [1]
         store.add_drift_report("ws", {"ok": True}, WRITER)  # a table of schema 2
-        with store.engine.begin() as conn:
+        with store.pool.begin() as conn:
             conn.execute(sa.text("INSERT INTO ds_schema_version VALUES (99, 0)"))
     finally:
         store.close()
@@ -139,7 +139,7 @@ def test_tokens_are_hashed_scoped_and_revocable(store_url: str) -> None:
             store.create_token("ci", "read")
         with pytest.raises(BadRequest):
             store.create_token("x", "root")
-        with store.engine.connect() as conn:
+        with store.pool.connect() as conn:
             dump = json.dumps([list(r) for r in conn.execute(sa.text("SELECT * FROM ds_tokens"))])
         assert secret not in dump and secret.split("_")[-1] not in dump
         found = store.authenticate(secret)
@@ -365,7 +365,7 @@ def test_large_body_round_trips_encrypted(store_url: str) -> None:
         record, created = write(store, "big", data)
         assert created and record.size == len(data)
         assert store.latest_state("big")[1] == data  # type: ignore[index]
-        with store.engine.connect() as conn:
+        with store.pool.connect() as conn:
             stored = conn.execute(sa.text("SELECT body FROM ds_versions")).scalar_one()
         assert filler[:64].encode() not in bytes(stored)
         restored = store.restore("big", 1, ADMIN)

@@ -7,7 +7,7 @@ import json
 import click
 
 from driftsafe.cli.common import echo_json, get_settings, handle_errors, server_options
-from driftsafe.cli.state import format_table, short_time
+from driftsafe.cli.versions import format_table, short_time
 from driftsafe.client import Client
 
 

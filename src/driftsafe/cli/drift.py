@@ -110,7 +110,7 @@ def check(
     from driftsafe.drift.model import overall_exit_code, report_json
     from driftsafe.drift.notify import GitHub, post_history, send_webhook, sync_issue
     from driftsafe.drift.pr import open_codify_pr
-    from driftsafe.drift.render import render_markdown, render_table
+    from driftsafe.drift.render import render_drift_markdown, render_drift_table
     from driftsafe.engine import get_engine
 
     settings = get_settings()
@@ -156,7 +156,7 @@ def check(
     for gh in (github or {}).values():
         gh.close()
     if markdown_file:
-        Path(markdown_file).write_text(render_markdown(reports, generated_at=generated_at))
+        Path(markdown_file).write_text(render_drift_markdown(reports, generated_at=generated_at))
     code = overall_exit_code(reports)
     if as_json:
         data = report_json(reports, generated_at=generated_at)
@@ -165,7 +165,7 @@ def check(
             data["exit_code"] = EXIT_ERROR
         echo_json(data)
     else:
-        click.echo(render_table(reports))
+        click.echo(render_drift_table(reports))
     for d in deliveries:
         click.echo(
             f"{'ok' if d.ok else 'FAILED'}: {d.channel}: {d.message}"

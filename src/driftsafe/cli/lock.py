@@ -7,7 +7,7 @@ from typing import Any
 import click
 
 from driftsafe.cli.common import echo_json, get_settings, handle_errors, server_options
-from driftsafe.cli.state import short_time
+from driftsafe.cli.versions import short_time
 from driftsafe.client import Client
 from driftsafe.durations import format_duration, parse_duration
 from driftsafe.errors import ConfigError

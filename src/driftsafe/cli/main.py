@@ -17,7 +17,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "tf": ("tf", "tf"),
     "lab": ("lab", "lab"),
     "serve": ("serve", "serve"),
-    "state": ("state", "state"),
+    "state": ("versions", "state"),
     "lock": ("lock", "lock"),
     "token": ("token", "token"),
     "audit": ("audit", "audit"),

@@ -14,10 +14,10 @@ from driftsafe.cli.common import (
     handle_errors,
     server_options,
 )
-from driftsafe.cli.state import format_table
+from driftsafe.cli.versions import format_table
 from driftsafe.client import Client
 from driftsafe.errors import ConfigError
-from driftsafe.state.secrets import Finding, scan_bytes
+from driftsafe.state.secrets import SecretFinding, scan_bytes
 
 
 def _read(source: str) -> bytes:
@@ -30,7 +30,7 @@ def _read(source: str) -> bytes:
         raise ConfigError(f"cannot read {source}: {exc.strerror or exc}") from None
 
 
-def _echo_findings(findings: list[Finding]) -> None:
+def _echo_findings(findings: list[SecretFinding]) -> None:
     rows = [[f.address, f.path or "-", f.kind, f.detector, f.message] for f in findings]
     click.echo(format_table(["ADDRESS", "PATH", "KIND", "DETECTOR", "WHY"], rows))
 

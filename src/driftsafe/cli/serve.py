@@ -8,7 +8,7 @@ import click
 
 from driftsafe.cli.common import echo_json, get_settings, handle_errors
 from driftsafe.errors import ConfigError
-from driftsafe.server.run import serve as run_server
+from driftsafe.server.serving import serve as run_server
 from driftsafe.store.rotate import rotate_key as rotate_store_key
 
 

@@ -18,7 +18,7 @@ from driftsafe.drift.model import (
     ABSENT,
     SENSITIVE,
     UNKNOWN,
-    Finding,
+    DriftFinding,
     PlannedChange,
     fingerprint,
 )
@@ -174,12 +174,12 @@ def classify(
     normal_plan: Mapping[str, Any] | None,
     *,
     root: str,
-    ignore: Callable[[Finding], str | None] | None = None,
-) -> tuple[list[Finding], list[Finding], list[PlannedChange]]:
+    ignore: Callable[[DriftFinding], str | None] | None = None,
+) -> tuple[list[DriftFinding], list[DriftFinding], list[PlannedChange]]:
     """(findings, ignored findings, planned non-drift changes) for one root."""
     planned = _changes_by_address(normal_plan)
     configured = configured_attributes(normal_plan)
-    findings: list[Finding] = []
+    findings: list[DriftFinding] = []
     drifted: set[str] = set()
     for entry in refresh_plan.get("resource_drift") or []:
         if entry.get("mode") == "data":
@@ -224,7 +224,7 @@ def classify(
             if not is_set:
                 message += " (computed by the provider, not set in the configuration)"
             findings.append(
-                Finding(
+                DriftFinding(
                     address=address,
                     kind="changed",
                     path=path,
@@ -242,8 +242,8 @@ def classify(
                     fingerprint=fingerprint(root, address, path, "changed", state, reality),
                 )
             )
-    kept: list[Finding] = []
-    ignored: list[Finding] = []
+    kept: list[DriftFinding] = []
+    ignored: list[DriftFinding] = []
     for finding in findings:
         reason = ignore(finding) if ignore else None
         if reason is None:
@@ -261,7 +261,7 @@ def classify(
     return kept, ignored, others
 
 
-def _deleted(entry: Mapping[str, Any], root: str, n_actions: list[str]) -> Finding:
+def _deleted(entry: Mapping[str, Any], root: str, n_actions: list[str]) -> DriftFinding:
     address = entry["address"]
     if "create" in n_actions:
         apply, message = "recreate", "deleted outside Terraform; apply would recreate it"
@@ -270,7 +270,7 @@ def _deleted(entry: Mapping[str, Any], root: str, n_actions: list[str]) -> Findi
         message = "deleted outside Terraform; no longer in the configuration, apply forgets it"
     else:
         apply, message = "unknown", f"deleted outside Terraform; apply would {'+'.join(n_actions)}"
-    return Finding(
+    return DriftFinding(
         address=address,
         kind="deleted",
         path="",

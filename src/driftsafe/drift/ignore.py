@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from fnmatch import fnmatchcase
 from pathlib import Path
 
-from driftsafe.drift.model import Finding
+from driftsafe.drift.model import DriftFinding
 from driftsafe.errors import ConfigError
 
 DEFAULT_NAME = ".driftsafe-ignore.toml"
@@ -34,7 +34,7 @@ class IgnoreRule:
     root: str = "*"
     source: str = ""
 
-    def matches(self, finding: Finding) -> bool:
+    def matches(self, finding: DriftFinding) -> bool:
         return (
             fnmatchcase(finding.address, self.address)
             and fnmatchcase(finding.path, self.attribute)
@@ -46,7 +46,7 @@ class IgnoreRule:
 class IgnoreRules:
     rules: tuple[IgnoreRule, ...] = ()
 
-    def __call__(self, finding: Finding) -> str | None:
+    def __call__(self, finding: DriftFinding) -> str | None:
         """The reason ``finding`` is ignored, or None."""
         for rule in self.rules:
             if rule.matches(finding):

@@ -24,7 +24,7 @@ def fingerprint(*parts: Any) -> str:
 
 
 @dataclass
-class Finding:
+class DriftFinding:
     """One drifted attribute (or one resource deleted outside Terraform).
 
     ``state`` is what Terraform last recorded, ``reality`` what the refresh read now,
@@ -95,8 +95,8 @@ class RootReport:
     workspace: str | None = None  # driftsafe server workspace, from the http backend
     status: str = "clean"  # "clean" | "drift" | "error"
     error: dict[str, Any] | None = None
-    findings: list[Finding] = field(default_factory=list)
-    ignored: list[Finding] = field(default_factory=list)
+    findings: list[DriftFinding] = field(default_factory=list)
+    ignored: list[DriftFinding] = field(default_factory=list)
     planned_changes: list[PlannedChange] = field(default_factory=list)
     terraform_version: str | None = None
     checked_at: str = ""

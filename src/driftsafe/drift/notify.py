@@ -13,7 +13,7 @@ from typing import Any
 import httpx
 
 from driftsafe.drift.model import RootReport, report_json
-from driftsafe.drift.render import render_markdown, slack_text
+from driftsafe.drift.render import render_drift_markdown, slack_text
 from driftsafe.errors import ConfigError, NotifyError
 
 TIMEOUT = 15.0
@@ -146,7 +146,7 @@ def sync_issue(gh: GitHub, report: RootReport, *, generated_at: str) -> Delivery
             )
         if existing is None:
             body = (
-                f"{marker}\n{render_markdown([report], generated_at=generated_at)}\n\n"
+                f"{marker}\n{render_drift_markdown([report], generated_at=generated_at)}\n\n"
                 f"Findings:\n{_finding_lines(report)}\n"
             )
             created = gh.call(

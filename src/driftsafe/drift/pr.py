@@ -19,7 +19,7 @@ import httpx
 from driftsafe.drift.codify import Edit, apply_edits, parse_target, plan_codify
 from driftsafe.drift.model import RootReport
 from driftsafe.drift.notify import Delivery, GitHub, _describe
-from driftsafe.drift.render import render_markdown
+from driftsafe.drift.render import render_drift_markdown
 from driftsafe.errors import ConfigError, NotifyError
 
 
@@ -108,7 +108,7 @@ def open_codify_pr(
             f"driftsafe found drift in `{report.name}` and this change keeps reality by "
             "writing it into the configuration. Merge it to accept the manual change; "
             "close it to have the next apply revert it.\n\n"
-            f"```diff\n{diff}```\n\n{render_markdown([report], generated_at=generated_at)}"
+            f"```diff\n{diff}```\n\n{render_drift_markdown([report], generated_at=generated_at)}"
         )
         if manual:
             body += "\n\nNot codified (edit by hand):\n" + "\n".join(manual)

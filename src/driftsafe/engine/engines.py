@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import IO
 
 from driftsafe.engine.cliconfig import ensure_cli_config
-from driftsafe.engine.runner import Process, RunResult
+from driftsafe.engine.process import Process, RunResult
 from driftsafe.errors import EngineError
 from driftsafe.settings import Settings
 

@@ -12,12 +12,13 @@ Typical use by the drill::
     loser = ev.record("lock-clash", result, title="apply B (loses)", redact=[token])
     ev.check("lock-clash", "lock-clash", "The loser sees `Error acquiring the state lock`",
              "Error acquiring the state lock" in loser.stderr, evidence=[loser])
-    paths = ev.finish()          # exit non-zero unless ev.all_passed
+    ev.close()                   # stamp end times, scrub declared secrets
+    paths = write_report(ev)     # driftsafe.lab.report renders; exit non-zero unless ev.all_passed
 
 Secrets: any value passed in ``redact=`` (or to :meth:`Evidence.redact`) is
 remembered and replaced by ``<redacted>`` in *everything* written out, including
-text recorded before the value was declared, because every output file is
-(re)written by :meth:`Evidence.finish`.
+text recorded before the value was declared: :meth:`Evidence.close` scrubs what was
+recorded, and the renderer scrubs every file it writes once more.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 if TYPE_CHECKING:
-    from driftsafe.engine.runner import RunResult
+    from driftsafe.engine.process import RunResult
 
 REDACTED = "<redacted>"
 ARTIFACT_KINDS = ("text", "json", "hcl", "svg", "table-md")
@@ -225,17 +226,8 @@ class Step:
         return f"step-{self.id}"
 
 
-@dataclass(frozen=True)
-class ReportPaths:
-    out_dir: Path
-    index_html: Path
-    report_md: Path
-    transcripts_dir: Path
-    checklist_json: Path
-
-
 class Evidence:
-    """Collects a drill's evidence and writes the report (see :meth:`finish`)."""
+    """Collects a drill's evidence; :func:`driftsafe.lab.report.write_report` renders it."""
 
     def __init__(
         self,
@@ -284,7 +276,7 @@ class Evidence:
         return step
 
     def redact(self, *values: str) -> None:
-        """Declare secret values: they never appear in any file written by finish()."""
+        """Declare secret values: they never appear in any file the report writes."""
         self._secrets.update(v for v in values if v)
 
     def record(
@@ -462,19 +454,23 @@ class Evidence:
             text = text.replace(secret, REDACTED)
         return text
 
-    def finish(self) -> ReportPaths:
-        """Write index.html, report.md, checklist.json and transcripts/; return the paths."""
-        from driftsafe.lab.report import write_report
+    def close(self) -> None:
+        """Stamp the end times and scrub every declared secret from what was recorded.
 
-        if self.ended_at is None:
-            self.ended_at = time.time()
-        if self.steps and self.steps[-1].ended_at is None:
-            self.steps[-1].ended_at = self.ended_at
-        self._scrub_all()
-        paths = write_report(self)
-        passed = sum(c.passed for c in self.checklist())
-        self._say(f"{passed}/{len(self.checklist())} criteria passed; report: {paths.index_html}")
-        return paths
+        Safe to call more than once: a secret declared after a first close is
+        scrubbed by the next one.
+        """
+        with self._lock:
+            if self.ended_at is None:
+                self.ended_at = time.time()
+            if self.steps and self.steps[-1].ended_at is None:
+                self.steps[-1].ended_at = self.ended_at
+            self._scrub_all()
+
+    @property
+    def summary_line(self) -> str:
+        checks = self.checklist()
+        return f"{sum(c.passed for c in checks)}/{len(checks)} criteria passed"
 
     # -- internals -------------------------------------------------------------------
 
@@ -544,5 +540,5 @@ class Evidence:
 
 
 def load_transcript(path: Path) -> Transcript:
-    """Read back a transcript JSON file written by :meth:`Evidence.finish`."""
+    """Read back a transcript JSON file written by the report."""
     return Transcript.from_json(json.loads(Path(path).read_text(encoding="utf-8")))

@@ -10,23 +10,21 @@ from __future__ import annotations
 import json
 import re
 import signal as _signal
+from dataclasses import dataclass
 from html import escape
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from driftsafe.lab.evidence import (
     Artifact,
     Check,
-    ReportPaths,
+    Evidence,
     Step,
     Transcript,
     iso_utc,
     strip_ansi,
 )
 from driftsafe.lab.markdown import inline, markdown_to_html
-
-if TYPE_CHECKING:
-    from driftsafe.lab.evidence import Evidence
 
 _CSS_PATH = Path(__file__).parent / "assets" / "report.css"
 _COLLAPSE_LINES = 40  # longer streams fold into <details>, with their tail shown
@@ -228,7 +226,7 @@ def _summary(ev: Evidence) -> dict[str, Any]:
     }
 
 
-def render_html(ev: Evidence) -> str:
+def render_report_html(ev: Evidence) -> str:
     s = _summary(ev)
     checklist = ev.checklist()
     ok = ev.all_passed
@@ -312,7 +310,7 @@ def _md_links(refs: list[str]) -> str:
     return " ".join(f"[{_short(r)}](#{r})" for r in refs)
 
 
-def render_markdown(ev: Evidence, figures: dict[str, str]) -> str:
+def render_report_markdown(ev: Evidence, figures: dict[str, str]) -> str:
     s = _summary(ev)
     ok = ev.all_passed
     out = [f"# {_esc(ev.title)}", ""]
@@ -406,7 +404,20 @@ def _artifact_md(art: Artifact, figures: dict[str, str]) -> list[str]:
 # -- files --------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class ReportPaths:
+    """Where :func:`write_report` put the report's files."""
+
+    out_dir: Path
+    index_html: Path
+    report_md: Path
+    transcripts_dir: Path
+    checklist_json: Path
+
+
 def write_report(ev: Evidence) -> ReportPaths:
+    """Close ``ev`` and write index.html, report.md, checklist.json and transcripts/."""
+    ev.close()
     out = ev.out_dir
     tdir = out / "transcripts"
     fdir = out / "figures"
@@ -440,8 +451,8 @@ def write_report(ev: Evidence) -> ReportPaths:
         "checks": [c.to_json() for c in checklist],
     }
     write(out / "checklist.json", json.dumps(doc, indent=2, ensure_ascii=False) + "\n")
-    write(out / "report.md", render_markdown(ev, figures))
-    write(out / "index.html", render_html(ev))
+    write(out / "report.md", render_report_markdown(ev, figures))
+    write(out / "index.html", render_report_html(ev))
     return ReportPaths(
         out_dir=out,
         index_html=out / "index.html",

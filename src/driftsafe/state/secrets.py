@@ -3,7 +3,7 @@
 Four signals, strongest first: Terraform's own ``sensitive_attributes`` marking (and
 sensitive outputs), known secret formats and keyword assignments (detect-secrets'
 plugins), attribute names that look secret, and high-entropy strings
-(detect-secrets' entropy measures). A Finding names where a secret is, never what it
+(detect-secrets' entropy measures). A SecretFinding names where a secret is, never what it
 is: findings end up in the audit trail, API answers and CI logs.
 """
 
@@ -119,7 +119,7 @@ KINDS = ("sensitive", "known_format", "secret_name", "high_entropy")
 
 
 @dataclass(frozen=True)
-class Finding:
+class SecretFinding:
     address: str
     path: str
     kind: str
@@ -378,16 +378,16 @@ def _blob(leaves: Leaves) -> str:
     return "\n".join(dict.fromkeys(clip_runs(leaf) for _, leaf in leaves))
 
 
-def scan_state(state: Mapping[str, Any]) -> list[Finding]:
+def scan_state(state: Mapping[str, Any]) -> list[SecretFinding]:
     """Findings for every resource instance and output of a decoded tfstate."""
     detectors = _Detectors()
     # (address, Terraform-marked findings, other string values) per instance/output
-    units: list[tuple[str, list[Finding], Leaves, str]] = []
+    units: list[tuple[str, list[SecretFinding], Leaves, str]] = []
     for address, instance in iter_instances(state):
         attrs = instance_attributes(instance)
         marked = sensitive_paths(instance)
         found = [
-            Finding(
+            SecretFinding(
                 address,
                 format_path(path),
                 "sensitive",
@@ -410,12 +410,12 @@ def scan_state(state: Mapping[str, Any]) -> list[Finding]:
             elif _has_value(value):
                 message = "a sensitive output; the state holds it in plaintext"
                 detector = "terraform:sensitive_output"
-                finding = Finding(address, "value", "sensitive", detector, message)
+                finding = SecretFinding(address, "value", "sensitive", detector, message)
                 units.append((address, [finding], [], str(name)))
     # Known formats are rare: one pass over the whole state picks the few detectors
     # worth running per instance, and usually there are none.
     everywhere = detectors.candidates(_blob([leaf for unit in units for leaf in unit[2]]))
-    findings: list[Finding] = []
+    findings: list[SecretFinding] = []
     for address, found, leaves, owner in units:
         findings.extend(found)
         formats = detectors.candidates(_blob(leaves), everywhere) if everywhere else []
@@ -423,19 +423,19 @@ def scan_state(state: Mapping[str, Any]) -> list[Finding]:
             verdict = _classify(path, leaf, detectors, formats, owner)
             if verdict is not None:
                 kind, detector, message = verdict
-                findings.append(Finding(address, format_path(path), kind, detector, message))
+                findings.append(SecretFinding(address, format_path(path), kind, detector, message))
     return findings
 
 
 _QUOTED = re.compile(r"""(['"])(.+?)\1""")
 
 
-def scan_text(text: str) -> list[Finding]:
+def scan_text(text: str) -> list[SecretFinding]:
     """Findings in a raw file, line by line; address is ``line N``."""
     detectors = _Detectors()
     text = clip_runs(text)
     formats = detectors.candidates(text)
-    findings: list[Finding] = []
+    findings: list[SecretFinding] = []
     for number, line in enumerate(text.splitlines(), start=1):
         address = f"line {number}"
         detector = detectors.known_format(line, formats)
@@ -465,11 +465,11 @@ def scan_text(text: str) -> list[Finding]:
             message = f"a random-looking quoted string (entropy above {plugin.entropy_limit})"
             kind = "high_entropy"
             name = f"detect-secrets:{type(plugin).__name__}"
-        findings.append(Finding(address, "", kind, name, message))
+        findings.append(SecretFinding(address, "", kind, name, message))
     return findings
 
 
-def scan_bytes(body: bytes) -> list[Finding]:
+def scan_bytes(body: bytes) -> list[SecretFinding]:
     """Scan a file's content: as a state when it is one, else line by line as text."""
     try:
         data = json.loads(body)

@@ -11,7 +11,7 @@ from pathlib import Path
 from driftsafe.settings import Settings
 from driftsafe.store.base import Store
 from driftsafe.store.crypto import Cipher, load_cipher
-from driftsafe.store.engine import normalize_url, sqlite_path
+from driftsafe.store.database import normalize_url, sqlite_path
 from driftsafe.store.models import (
     Actor,
     AuditEvent,

@@ -10,7 +10,7 @@ from sqlalchemy.engine import Connection
 
 from driftsafe.errors import BadRequest, Conflict, NotFound
 from driftsafe.store import schema
-from driftsafe.store.engine import StoreBase
+from driftsafe.store.database import StoreBase
 from driftsafe.store.models import Actor, LockRecord, LockResult, iso
 
 # A waiter that has not refreshed its row for this long belongs to a dead request

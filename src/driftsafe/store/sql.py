@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from driftsafe.errors import BadRequest, Conflict, NotFound
 from driftsafe.store import schema
 from driftsafe.store.crypto import Cipher
-from driftsafe.store.engine import libpq_url
+from driftsafe.store.database import libpq_url
 from driftsafe.store.models import SCOPES, Actor, AuditEvent, TokenRecord, WorkspaceSummary
 from driftsafe.store.versions import VersionsMixin
 
@@ -96,7 +96,7 @@ class SqlStore(VersionsMixin):
         self._listen_stop.set()
         if self._listen_thread is not None:
             self._listen_thread.join(timeout=5)
-        self.engine.dispose()
+        self.pool.dispose()
 
     def ping(self) -> None:
         with self.read_tx() as conn:

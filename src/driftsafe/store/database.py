@@ -1,4 +1,6 @@
-"""The SQLAlchemy engine for a store URL, and the transaction helpers every part uses."""
+"""The database behind a store: its URL, its connection pool (a SQLAlchemy ``Engine``,
+called ``pool`` here because "engine" is the Terraform runner in driftsafe), and the
+transaction helpers every part uses."""
 
 from __future__ import annotations
 
@@ -50,15 +52,15 @@ def sqlite_path(url: str) -> Path | None:
     return Path(url[len("sqlite:///") :]) if url.startswith("sqlite:///") else None
 
 
-def make_engine(url: str) -> Engine:
+def open_pool(url: str) -> Engine:
     url = normalize_url(url)
     path = sqlite_path(url)
     if path is None:
         return sa.create_engine(url, pool_size=10, max_overflow=40, pool_pre_ping=True)
     path.parent.mkdir(parents=True, exist_ok=True)
-    engine = sa.create_engine(url, pool_size=10, max_overflow=40)
+    pool = sa.create_engine(url, pool_size=10, max_overflow=40)
 
-    @sa.event.listens_for(engine, "connect")
+    @sa.event.listens_for(pool, "connect")
     def _on_connect(dbapi_conn: Any, _record: Any) -> None:
         # We issue BEGIN ourselves: the sqlite3 module's implicit transactions would
         # start writers as DEFERRED and let two of them deadlock on upgrade.
@@ -70,27 +72,27 @@ def make_engine(url: str) -> Engine:
         cur.execute("PRAGMA synchronous=FULL")
         cur.close()
 
-    @sa.event.listens_for(engine, "begin")
+    @sa.event.listens_for(pool, "begin")
     def _on_begin(conn: Connection) -> None:
         mode = "IMMEDIATE" if conn.get_execution_options().get("ds_write") else "DEFERRED"
         conn.exec_driver_sql(f"BEGIN {mode}")
 
-    return engine
+    return pool
 
 
 class StoreBase:
-    """Engine, cipher and the shared helpers; the mixins add the operations."""
+    """Connection pool, cipher and the shared helpers; the mixins add the operations."""
 
-    engine: Engine
+    pool: Engine
     cipher: Cipher
     retention: int
 
     def __init__(self, url: str, cipher: Cipher, *, retention: int = 0) -> None:
         self.url = normalize_url(url)
-        self.engine = make_engine(self.url)
+        self.pool = open_pool(self.url)
         self.cipher = cipher
         self.retention = retention
-        self.is_postgres = self.engine.dialect.name == "postgresql"
+        self.is_postgres = self.pool.dialect.name == "postgresql"
         self._listeners: list[Callable[[str], None]] = []
         self._listeners_lock = threading.Lock()
         self._sqlite_writer = None if self.is_postgres else threading.Lock()
@@ -99,7 +101,7 @@ class StoreBase:
 
     @property
     def database(self) -> str:
-        return str(self.engine.dialect.name)
+        return str(self.pool.dialect.name)
 
     # transactions -------------------------------------------------------------
 
@@ -110,7 +112,7 @@ class StoreBase:
         # here rather than in SQLite's busy handler, which sleeps with backoff.
         with self._sqlite_writer if self._sqlite_writer is not None else contextlib.nullcontext():
             try:
-                with self.engine.connect().execution_options(ds_write=True) as conn, conn.begin():
+                with self.pool.connect().execution_options(ds_write=True) as conn, conn.begin():
                     yield conn
             except sa.exc.OperationalError as exc:
                 raise StoreError(f"store unavailable: {exc.orig}") from exc
@@ -118,7 +120,7 @@ class StoreBase:
     @contextmanager
     def read_tx(self) -> Iterator[Connection]:
         try:
-            with self.engine.connect() as conn, conn.begin():
+            with self.pool.connect() as conn, conn.begin():
                 yield conn
         except sa.exc.OperationalError as exc:
             raise StoreError(f"store unavailable: {exc.orig}") from exc

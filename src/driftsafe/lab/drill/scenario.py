@@ -14,6 +14,7 @@ import re
 import signal
 import sys
 import time
+import traceback
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,7 +24,8 @@ from driftsafe.engine import Process, get_engine
 from driftsafe.errors import ConfigError, DriftsafeError
 from driftsafe.lab.drill import steps_crash, steps_drift, steps_ops, steps_proof, steps_state
 from driftsafe.lab.drill.context import Drill, DrillError, prepare_dir
-from driftsafe.lab.evidence import Evidence, ReportPaths
+from driftsafe.lab.evidence import Evidence
+from driftsafe.lab.report import ReportPaths, write_report
 from driftsafe.settings import Settings
 
 STEPS: tuple[tuple[str, Callable[[Drill], None]], ...] = (
@@ -94,10 +96,13 @@ def run_drill(
         message = exc.message if isinstance(exc, DriftsafeError) else f"{type(exc).__name__}: {exc}"
         if not ev.steps:
             ev.step("setup", "Setup")
+        # The whole traceback is evidence too: a one-line message rarely says where.
+        ev.artifact(ev.steps[-1].id, "Traceback of the failed step", traceback.format_exc())
         ev.abort(message)
     finally:
         _stop_server(drill)
-    paths = ev.finish()
+    paths = write_report(ev)
+    say(f"{ev.summary_line}; report: {paths.index_html}")
     checks = ev.checklist()
     return DrillOutcome(
         paths,
