@@ -24,7 +24,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from driftsafe.drift.check import check_roots
+from driftsafe.drift import check_roots
 from driftsafe.drift.classify import classify
 from driftsafe.engine import get_engine
 from driftsafe.lab.scaffold import init_stack

@@ -18,7 +18,7 @@ import httpx
 from driftsafe import errors
 from driftsafe.errors import ConfigError, DriftsafeError
 from driftsafe.settings import Settings
-from driftsafe.state.secrets import SecretFinding, scan_state
+from driftsafe.state import SecretFinding, scan_state
 
 _SEGMENT = re.compile(r"^[A-Za-z0-9._-]+$")
 

@@ -18,13 +18,13 @@ import pytest
 from click.testing import CliRunner
 
 from driftsafe.cli.main import cli
+from driftsafe.drift import resolve_drift
 from driftsafe.drift.check import check_roots
 from driftsafe.drift.classify import classify
 from driftsafe.drift.ignore import parse_ignore
 from driftsafe.drift.model import RootReport
 from driftsafe.drift.notify import GitHub, send_webhook, sync_issue
 from driftsafe.drift.render import render_drift_markdown, render_drift_table
-from driftsafe.drift.resolve import resolve
 from driftsafe.engine import Engine
 from driftsafe.errors import DriftError
 from driftsafe.lab.scaffold import init_stack
@@ -250,7 +250,9 @@ def test_resolve_refuses_a_plan_that_reverts_unnamed_drift(
 ) -> None:
     tfvars = (lab["staging"] / "terraform.tfvars").read_text()
     with pytest.raises(DriftError, match=r"refusing.*values\.port") as refused:
-        resolve(lab["staging"], revert=[f"{APP}.values.max_connections"], engine=engine, env=ENV)
+        resolve_drift(
+            lab["staging"], revert=[f"{APP}.values.max_connections"], engine=engine, env=ENV
+        )
     # the rendered content follows values: it is not a separate unnamed revert
     assert "content" not in refused.value.message
     assert (lab["staging"] / "terraform.tfvars").read_text() == tfvars

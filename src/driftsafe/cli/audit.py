@@ -6,9 +6,14 @@ import json
 
 import click
 
-from driftsafe.cli.common import echo_json, get_settings, handle_errors, server_options
-from driftsafe.cli.versions import format_table, short_time
-from driftsafe.client import Client
+from driftsafe.cli.common import (
+    echo_json,
+    format_table,
+    handle_errors,
+    server_client,
+    server_options,
+    short_time,
+)
 
 
 def _detail(value: object) -> str:
@@ -42,7 +47,7 @@ def audit(
       driftsafe audit --workspace lab/staging --limit 20
       driftsafe audit --json | jq '.events[] | select(.action == "force-unlock")'
     """
-    with Client.from_settings(get_settings(), server=server, token=token) as client:
+    with server_client(server, token) as client:
         events = client.audit(workspace=workspace, limit=limit)
     if as_json:
         echo_json({"events": events})

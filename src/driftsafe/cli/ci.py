@@ -81,7 +81,7 @@ def init(
       driftsafe ci init . --alert both --secret-var app_secret
       actionlint .github/workflows/*.yml
     """
-    from driftsafe.drift.ci import init_ci
+    from driftsafe.drift import init_ci
 
     paths = init_ci(
         directory,

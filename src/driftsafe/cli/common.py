@@ -5,13 +5,16 @@ from __future__ import annotations
 import functools
 import json
 import sys
-from collections.abc import Callable
-from typing import Any, TypeVar
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
 from driftsafe.errors import DriftsafeError
 from driftsafe.settings import Settings
+
+if TYPE_CHECKING:
+    from driftsafe.client import Client
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -59,3 +62,38 @@ def server_options(func: F) -> F:
         "--server", envvar="DRIFTSAFE_SERVER", help="Server base URL (env DRIFTSAFE_SERVER)."
     )(func)
     return func
+
+
+def server_client(server: str | None, token: str | None) -> Client:
+    """A client for the server in ``--server``/``DRIFTSAFE_SERVER`` with ``--token``."""
+    from driftsafe.client import Client  # httpx is not needed by every command
+
+    return Client.from_settings(get_settings(), server=server, token=token)
+
+
+# -- tables ----------------------------------------------------------------------------
+
+
+def format_table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
+    """Left-aligned columns, two spaces apart, like ``terraform state list`` tooling."""
+    cells = [[str(h) for h in headers]] + [["" if c is None else str(c) for c in r] for r in rows]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
+    lines = [
+        "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in cells
+    ]
+    return "\n".join(lines)
+
+
+def short_time(value: object) -> str:
+    """``2026-11-27T07:30:12.345678+00:00`` -> ``2026-11-27 07:30:12``."""
+    text = str(value or "")
+    return text[:19].replace("T", " ") if len(text) >= 19 else text
+
+
+def human_size(size: object) -> str:
+    n = float(size) if isinstance(size, int | float) else 0.0
+    for unit in ("B", "KiB", "MiB"):
+        if n < 1024 or unit == "MiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} GiB"  # unreachable: MiB is the last unit

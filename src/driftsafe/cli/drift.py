@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import os
 import sys
-from pathlib import Path
 
 import click
 
-from driftsafe.cli.common import EXIT_ERROR, echo_json, get_settings, handle_errors, server_options
+from driftsafe.cli.common import echo_json, get_settings, handle_errors, server_options
 
 
 @click.group()
@@ -105,79 +103,45 @@ def check(
       driftsafe drift check envs/staging envs/prod --json > drift.json
       driftsafe drift check envs/prod --markdown drift.md --github-issue acme/infra
     """
-    from driftsafe.drift.check import check_roots, utcnow
-    from driftsafe.drift.ignore import load_ignore
-    from driftsafe.drift.model import overall_exit_code, report_json
-    from driftsafe.drift.notify import GitHub, post_history, send_webhook, sync_issue
-    from driftsafe.drift.pr import open_codify_pr
-    from driftsafe.drift.render import render_drift_markdown, render_drift_table
+    from driftsafe.drift import DeliveryTargets, load_ignore, render_drift_table, run_check
     from driftsafe.engine import get_engine
 
     settings = get_settings()
-    engine = get_engine(settings, engine_spec)
-    rules = load_ignore(ignore_file) if ignore_file else None
-    github = None
-    if github_issue or github_pr:
-        # Fail on a missing token before spending minutes on plans.
-        github = {
-            repo: GitHub(settings.github_api, os.environ.get("GITHUB_TOKEN"), repo)
-            for repo in {r for r in (github_issue, github_pr) if r}
-        }
-
-    def progress(message: str) -> None:
-        click.echo(message, err=True)
-
-    reports = check_roots(
-        list(roots),
-        engine=engine,
-        settings=settings,
-        ignore=rules,
+    targets = DeliveryTargets.with_github_token_from_env(
+        webhook=webhook,
+        github_issue=github_issue,
+        github_pr=github_pr,
+        git_remote=git_remote,
+        github_api=settings.github_api,
+        server=server or settings.server,
+        server_token=token or settings.token,
+    )
+    run = run_check(
+        roots,
+        engine=get_engine(settings, engine_spec),
+        targets=targets,
+        ignore=load_ignore(ignore_file) if ignore_file else None,
         lock_timeout=lock_timeout,
         init=init,
         jobs=jobs,
-        progress=progress,
+        markdown_file=markdown_file,
+        progress=lambda message: click.echo(message, err=True),
     )
-    generated_at = utcnow()
-    deliveries = []
-    if webhook:
-        deliveries.append(send_webhook(webhook, reports, generated_at=generated_at))
-    for report in reports:
-        if github and github_issue:
-            deliveries.append(sync_issue(github[github_issue], report, generated_at=generated_at))
-        if github and github_pr:
-            deliveries.append(
-                open_codify_pr(
-                    github[github_pr], report, remote=git_remote, generated_at=generated_at
-                )
-            )
-        server = server or settings.server
-        if server and report.status != "error":
-            deliveries.append(post_history(server, token or settings.token, report))
-    for gh in (github or {}).values():
-        gh.close()
-    if markdown_file:
-        Path(markdown_file).write_text(render_drift_markdown(reports, generated_at=generated_at))
-    code = overall_exit_code(reports)
     if as_json:
-        data = report_json(reports, generated_at=generated_at)
-        data["deliveries"] = [d.to_json() for d in deliveries]
-        if any(not d.ok for d in deliveries):
-            data["exit_code"] = EXIT_ERROR
-        echo_json(data)
+        echo_json(run.to_json())
     else:
-        click.echo(render_drift_table(reports))
-    for d in deliveries:
+        click.echo(render_drift_table(run.reports))
+    for d in run.deliveries:
         click.echo(
             f"{'ok' if d.ok else 'FAILED'}: {d.channel}: {d.message}"
             + (f" {d.url}" if d.url else ""),
             err=True,
         )
-    if any(not d.ok for d in deliveries):
+    if run.undelivered:
         click.echo(
             "Error: some alerts were not delivered (the report above still stands)", err=True
         )
-        code = EXIT_ERROR
-    sys.exit(code)
+    sys.exit(run.exit_code)
 
 
 @drift.command()
@@ -220,7 +184,7 @@ def resolve(
         --codify module.app.lab_config_file.app.values.max_connections \\
         --revert module.app.lab_config_file.features.mode
     """
-    from driftsafe.drift.resolve import resolve as do_resolve
+    from driftsafe.drift import resolve_drift
     from driftsafe.engine import get_engine
 
     engine = get_engine(get_settings(), engine_spec)
@@ -231,7 +195,7 @@ def resolve(
             return True
         return click.confirm("Apply exactly this?", err=True, default=False)
 
-    res = do_resolve(
+    res = resolve_drift(
         root,
         codify=list(codify),
         revert=list(revert),
@@ -272,7 +236,7 @@ def history(
     Example:
       driftsafe drift history lab/staging --server http://127.0.0.1:8080 --token $TOKEN
     """
-    from driftsafe.drift.notify import list_history
+    from driftsafe.drift import list_history
     from driftsafe.errors import ConfigError
 
     settings = get_settings()

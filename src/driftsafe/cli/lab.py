@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 
 from driftsafe.cli.common import echo_json, get_settings, handle_errors
-from driftsafe.lab.drill.scenario import STEP_NAMES, run_drill, summary_line
+from driftsafe.lab import STEP_NAMES, run_drill, summary_line
 
 
 @click.group()
@@ -56,7 +56,7 @@ def init(directory: str, server: str | None, name: str, force: bool, as_json: bo
       driftsafe tf init && driftsafe tf apply -auto-approve
       driftsafe lab init /tmp/stack2 --server http://127.0.0.1:8700 --name team
     """
-    from driftsafe.lab.scaffold import init_stack
+    from driftsafe.lab import init_stack
 
     stack = init_stack(directory, server=server, name=name, force=force)
     if as_json:

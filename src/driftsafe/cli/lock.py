@@ -6,9 +6,13 @@ from typing import Any
 
 import click
 
-from driftsafe.cli.common import echo_json, get_settings, handle_errors, server_options
-from driftsafe.cli.versions import short_time
-from driftsafe.client import Client
+from driftsafe.cli.common import (
+    echo_json,
+    handle_errors,
+    server_client,
+    server_options,
+    short_time,
+)
 from driftsafe.durations import format_duration, parse_duration
 from driftsafe.errors import ConfigError
 
@@ -72,7 +76,7 @@ def status(
       driftsafe lock status lab/staging
       driftsafe lock status lab/staging --max-age 5m --json
     """
-    with Client.from_settings(get_settings(), server=server, token=token) as client:
+    with server_client(server, token) as client:
         answer = client.lock_status(workspace, max_age=_seconds(max_age))
     if as_json:
         echo_json(answer)
@@ -120,7 +124,7 @@ def unlock(
     """
     if max_age is not None and not if_stale:
         raise ConfigError("--max-age only applies with --if-stale")
-    with Client.from_settings(get_settings(), server=server, token=token) as client:
+    with server_client(server, token) as client:
         released = client.force_unlock(workspace, if_stale=if_stale, max_age=_seconds(max_age))
     if as_json:
         echo_json({"workspace": workspace, "released": released})

@@ -21,7 +21,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "lock": ("lock", "lock"),
     "token": ("token", "token"),
     "audit": ("audit", "audit"),
-    "rotate-key": ("serve", "rotate_key"),
+    "rotate-key": ("rotate_key", "rotate_key"),
     "secrets": ("secrets", "secrets"),
     "drift": ("drift", "drift"),
     "ci": ("ci", "ci"),

@@ -10,14 +10,13 @@ import click
 from driftsafe.cli.common import (
     EXIT_CHANGES,
     echo_json,
-    get_settings,
+    format_table,
     handle_errors,
+    server_client,
     server_options,
 )
-from driftsafe.cli.versions import format_table
-from driftsafe.client import Client
 from driftsafe.errors import ConfigError
-from driftsafe.state.secrets import SecretFinding, scan_bytes
+from driftsafe.state import SecretFinding, scan_bytes
 
 
 def _read(source: str) -> bytes:
@@ -88,7 +87,7 @@ def scan(
         else:
             click.echo(f"{file}: no plaintext secrets found.")
     elif workspace is not None:
-        with Client.from_settings(get_settings(), server=server, token=token) as client:
+        with server_client(server, token) as client:
             results = client.scan_workspace(workspace, all_versions=all_versions)
         total = sum(len(found) for _, found in results)
         if as_json:

@@ -5,8 +5,7 @@ from __future__ import annotations
 import click
 
 from driftsafe.cli.common import echo_json, get_settings, handle_errors
-from driftsafe.store import open_store
-from driftsafe.store.models import SCOPES
+from driftsafe.store import SCOPES, open_store
 
 _DB = click.option("--db", help="Store URL: sqlite:///PATH or postgresql://... (env DRIFTSAFE_DB).")
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Sequence
 from typing import Any
 
 import click
@@ -12,47 +11,20 @@ import click
 from driftsafe.cli.common import (
     EXIT_CHANGES,
     echo_json,
-    get_settings,
+    format_table,
     handle_errors,
+    human_size,
+    server_client,
     server_options,
+    short_time,
 )
-from driftsafe.client import Client
-from driftsafe.state.paths import iter_instances
-
-
-def format_table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
-    """Left-aligned columns, two spaces apart, like ``terraform state list`` tooling."""
-    cells = [[str(h) for h in headers]] + [["" if c is None else str(c) for c in r] for r in rows]
-    widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
-    lines = [
-        "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in cells
-    ]
-    return "\n".join(lines)
-
-
-def short_time(value: object) -> str:
-    """``2026-11-27T07:30:12.345678+00:00`` -> ``2026-11-27 07:30:12``."""
-    text = str(value or "")
-    return text[:19].replace("T", " ") if len(text) >= 19 else text
-
-
-def human_size(size: object) -> str:
-    n = float(size) if isinstance(size, int | float) else 0.0
-    for unit in ("B", "KiB", "MiB"):
-        if n < 1024 or unit == "MiB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024
-    return f"{n:.1f} GiB"  # unreachable: MiB is the last unit
+from driftsafe.state import iter_instances
 
 
 def writer_name(version: dict[str, Any]) -> str:
     writer = version.get("writer") or {}
     token, who = writer.get("token"), writer.get("who")
     return f"{token} ({who})" if token and who else str(token or who or "-")
-
-
-def _client(server: str | None, token: str | None) -> Client:
-    return Client.from_settings(get_settings(), server=server, token=token)
 
 
 @click.group()
@@ -81,7 +53,7 @@ def versions(workspace: str, as_json: bool, server: str | None, token: str | Non
       driftsafe state versions lab/staging
       driftsafe state versions lab/staging --json | jq '.versions[0].serial'
     """
-    with _client(server, token) as client:
+    with server_client(server, token) as client:
         listed = client.versions(workspace)
     if as_json:
         echo_json({"workspace": workspace, "versions": listed})
@@ -128,7 +100,7 @@ def show(
       driftsafe state show lab/staging
       driftsafe state show lab/staging --serial 3 --raw > staging-3.tfstate
     """
-    with _client(server, token) as client:
+    with server_client(server, token) as client:
         answer = client.version(workspace, serial)
     if raw:
         click.echo(json.dumps(answer["state"], indent=2))
@@ -190,7 +162,7 @@ def diff(
       driftsafe state diff lab/staging 3 4
       driftsafe state diff lab/staging 3 --json
     """
-    with _client(server, token) as client:
+    with server_client(server, token) as client:
         if to_serial is None:
             to_serial = client.latest_serial(workspace)
         result = client.diff(workspace, from_serial, to_serial)
@@ -235,7 +207,7 @@ def restore(
     Example:
       driftsafe state restore lab/staging --serial 3
     """
-    with _client(server, token) as client:
+    with server_client(server, token) as client:
         version = client.restore(workspace, serial)
     if as_json:
         echo_json({"version": version})

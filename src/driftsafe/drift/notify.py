@@ -39,7 +39,7 @@ class Delivery:
         }
 
 
-def _describe(exc: Exception) -> str:
+def describe_http_error(exc: Exception) -> str:
     if isinstance(exc, httpx.HTTPStatusError):
         body = exc.response.text[:300].strip()
         return f"HTTP {exc.response.status_code} from {exc.request.url}: {body}"
@@ -56,7 +56,8 @@ def send_webhook(url: str, reports: list[RootReport], *, generated_at: str) -> D
         response = httpx.post(url, json=payload, timeout=TIMEOUT)
         response.raise_for_status()
     except httpx.HTTPError as exc:
-        return Delivery("webhook", url, False, f"webhook delivery failed: {_describe(exc)}")
+        reason = describe_http_error(exc)
+        return Delivery("webhook", url, False, f"webhook delivery failed: {reason}")
     return Delivery("webhook", url, True, f"posted to webhook (HTTP {response.status_code})")
 
 
@@ -195,7 +196,7 @@ def sync_issue(gh: GitHub, report: RootReport, *, generated_at: str) -> Delivery
         )
     except httpx.HTTPError as exc:
         return Delivery(
-            "github-issue", target, False, f"GitHub issue update failed: {_describe(exc)}"
+            "github-issue", target, False, f"GitHub issue update failed: {describe_http_error(exc)}"
         )
 
 
@@ -208,7 +209,8 @@ def post_history(server: str, token: str | None, report: RootReport) -> Delivery
         response = httpx.post(url, json=report.to_json(), headers=headers, timeout=TIMEOUT)
         response.raise_for_status()
     except httpx.HTTPError as exc:
-        return Delivery("history", url, False, f"storing the report failed: {_describe(exc)}")
+        reason = describe_http_error(exc)
+        return Delivery("history", url, False, f"storing the report failed: {reason}")
     return Delivery("history", url, True, f"stored as report {response.json().get('id')}")
 
 
@@ -221,7 +223,7 @@ def list_history(
     try:
         response = httpx.get(url, headers=headers, params={"limit": limit}, timeout=TIMEOUT)
     except httpx.HTTPError as exc:
-        raise NotifyError(f"cannot reach {server}: {_describe(exc)}") from None
+        raise NotifyError(f"cannot reach {server}: {describe_http_error(exc)}") from None
     if response.status_code >= 400:
         try:
             message = response.json()["error"]["message"]

@@ -18,7 +18,7 @@ import httpx
 
 from driftsafe.drift.codify import Edit, apply_edits, parse_target, plan_codify
 from driftsafe.drift.model import RootReport
-from driftsafe.drift.notify import Delivery, GitHub, _describe
+from driftsafe.drift.notify import Delivery, GitHub, describe_http_error
 from driftsafe.drift.render import render_drift_markdown
 from driftsafe.errors import ConfigError, NotifyError
 
@@ -130,7 +130,7 @@ def open_codify_pr(
             created.get("html_url"),
         )
     except (NotifyError, httpx.HTTPError) as exc:
-        why = exc.message if isinstance(exc, NotifyError) else _describe(exc)
+        why = exc.message if isinstance(exc, NotifyError) else describe_http_error(exc)
         return Delivery("github-pr", target, False, f"pull request failed: {why}")
     finally:
         if worktree is not None:

@@ -194,7 +194,7 @@ def _refresh_codified(
         )
 
 
-def resolve(
+def resolve_drift(
     root: str | Path,
     *,
     codify: Sequence[str] = (),

@@ -33,8 +33,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
+from driftsafe.timestamps import rfc3339
+
 if TYPE_CHECKING:
-    from driftsafe.engine.process import RunResult
+    from driftsafe.engine import RunResult
 
 REDACTED = "<redacted>"
 ARTIFACT_KINDS = ("text", "json", "hcl", "svg", "table-md")
@@ -52,12 +54,6 @@ def strip_ansi(text: str) -> str:
 def slugify(text: str, max_len: int = 48) -> str:
     slug = re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
     return slug[:max_len].rstrip("-") or "item"
-
-
-def iso_utc(t: float) -> str:
-    """Seconds since the epoch as ISO-8601 UTC with milliseconds."""
-    whole = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t))
-    return f"{whole}.{int((t % 1) * 1000):03d}Z"
 
 
 @dataclass
@@ -116,8 +112,8 @@ class Transcript:
             "command_line": self.command_line,
             "cwd": self.cwd,
             "env": self.env,
-            "started_at": iso_utc(self.started_at),
-            "ended_at": iso_utc(self.ended_at),
+            "started_at": rfc3339(self.started_at),
+            "ended_at": rfc3339(self.ended_at),
             "started_at_epoch": self.started_at,
             "ended_at_epoch": self.ended_at,
             "duration_seconds": round(self.duration, 3),
@@ -154,8 +150,8 @@ class Transcript:
             f"# {self.title}",
             f"$ {self.command_line}",
             f"cwd:      {self.cwd}",
-            f"started:  {iso_utc(self.started_at)}",
-            f"ended:    {iso_utc(self.ended_at)}  ({self.duration:.2f} s)",
+            f"started:  {rfc3339(self.started_at)}",
+            f"ended:    {rfc3339(self.ended_at)}  ({self.duration:.2f} s)",
             f"exit:     {self.returncode}"
             + (f"  (signal {self.signal})" if self.signal else "")
             + ("  (timed out)" if self.timed_out else ""),

@@ -21,10 +21,10 @@ from driftsafe.lab.evidence import (
     Evidence,
     Step,
     Transcript,
-    iso_utc,
     strip_ansi,
 )
 from driftsafe.lab.markdown import inline, markdown_to_html
+from driftsafe.timestamps import rfc3339
 
 _CSS_PATH = Path(__file__).parent / "assets" / "report.css"
 _COLLAPSE_LINES = 40  # longer streams fold into <details>, with their tail shown
@@ -107,8 +107,8 @@ def _transcript_html(ev: Evidence, tr: Transcript) -> str:
     start = tr.started_at - ev.started_at
     meta = (
         f"<dt>cwd</dt><dd>{_esc(tr.cwd)}</dd>"
-        f"<dt>started</dt><dd>{iso_utc(tr.started_at)} (+{start:.2f} s into the run)</dd>"
-        f"<dt>ended</dt><dd>{iso_utc(tr.ended_at)}</dd>"
+        f"<dt>started</dt><dd>{rfc3339(tr.started_at)} (+{start:.2f} s into the run)</dd>"
+        f"<dt>ended</dt><dd>{rfc3339(tr.ended_at)}</dd>"
     )
     env = ""
     if tr.env:
@@ -213,8 +213,8 @@ def _summary(ev: Evidence) -> dict[str, Any]:
     commands = [t for t in ev.transcripts if t.kind == "command"]
     ended = ev.ended_at or ev.started_at
     return {
-        "started": iso_utc(ev.started_at),
-        "finished": iso_utc(ended),
+        "started": rfc3339(ev.started_at),
+        "finished": rfc3339(ended),
         "wall_seconds": round(ended - ev.started_at, 2),
         "steps": len(ev.steps),
         "commands": len(commands),
@@ -373,7 +373,7 @@ def _transcript_md(tr: Transcript) -> list[str]:
     out = [f'<a id="{tr.id}"></a>', "", f"### {_esc(tr.title)}", ""]
     out += [_fence(f"$ {_as_typed(tr)}", "console"), ""]
     out += [
-        f"{status} · {_secs(tr.duration)} · started {iso_utc(tr.started_at)} · "
+        f"{status} · {_secs(tr.duration)} · started {rfc3339(tr.started_at)} · "
         f"cwd `{tr.cwd}` · raw: [json](transcripts/{tr.file_stem}.json), "
         f"[txt](transcripts/{tr.file_stem}.txt)",
         "",

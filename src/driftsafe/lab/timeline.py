@@ -15,7 +15,7 @@ from html import escape
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from driftsafe.engine.process import RunResult
+    from driftsafe.engine import RunResult
 
 KINDS: dict[str, tuple[str, str]] = {
     # kind: (fill colour, legend text)

@@ -12,9 +12,9 @@ from starlette.responses import JSONResponse, Response
 
 from driftsafe.errors import BadRequest, NotFound
 from driftsafe.server.context import ServerContext, read_body, workspace_name
-from driftsafe.state.diff import diff_states
+from driftsafe.state import diff_states
 from driftsafe.store import TokenRecord
-from driftsafe.store.models import iso
+from driftsafe.timestamps import rfc3339
 
 JSON_BODY_LIMIT = 16 * 1024 * 1024
 
@@ -198,7 +198,7 @@ async def drift_post(request: Request) -> Response:
     if not isinstance(report, dict):
         raise BadRequest("a drift report must be a JSON object")
     report_id, created = await ctx.call(ctx.store.add_drift_report, ws, report, actor)
-    return JSONResponse({"id": report_id, "created_at": iso(created)}, status_code=201)
+    return JSONResponse({"id": report_id, "created_at": rfc3339(created)}, status_code=201)
 
 
 async def drift_get(request: Request) -> Response:
@@ -207,7 +207,7 @@ async def drift_get(request: Request) -> Response:
     await ctx.auth(request, "read", ws)
     limit = _int_param(request, "limit", 50)
     found = await ctx.call(ctx.store.drift_reports, ws, limit)
-    reports = [{"id": i, "created_at": iso(at), "report": r} for i, at, r in found]
+    reports = [{"id": i, "created_at": rfc3339(at), "report": r} for i, at, r in found]
     return JSONResponse({"workspace": ws, "reports": reports})
 
 

@@ -19,8 +19,7 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from driftsafe.durations import parse_duration
 from driftsafe.errors import BadRequest, Conflict, DriftsafeError, Forbidden, PayloadTooLarge
 from driftsafe.server.context import ServerContext, read_body, release_free_memory, workspace_name
-from driftsafe.state.model import TfState, parse_state
-from driftsafe.state.secrets import scan_state
+from driftsafe.state import TfState, parse_state, scan_state
 from driftsafe.store import Actor, LockRecord, LockResult, VersionRecord
 
 LOCK_BODY_LIMIT = 64 * 1024

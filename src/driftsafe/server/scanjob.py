@@ -7,9 +7,8 @@ from __future__ import annotations
 
 import json
 
-from driftsafe.state.secrets import scan_state
-from driftsafe.store import SqlStore
-from driftsafe.store.crypto import Cipher
+from driftsafe.state import scan_state
+from driftsafe.store import Cipher, SqlStore
 
 
 def scan_version(url: str, key: bytes, workspace: str, serial: int) -> int:

@@ -2,17 +2,13 @@
 
 ``open_store(settings)`` returns the SQL store (SQLite by default, PostgreSQL for a
 team running several servers), migrated and with its encryption key checked.
+Other packages import only the names below.
 """
 
-from __future__ import annotations
-
-from pathlib import Path
-
-from driftsafe.settings import Settings
 from driftsafe.store.base import Store
-from driftsafe.store.crypto import Cipher, load_cipher
-from driftsafe.store.database import normalize_url, sqlite_path
+from driftsafe.store.crypto import Cipher, load_cipher, new_key_text
 from driftsafe.store.models import (
+    SCOPES,
     Actor,
     AuditEvent,
     LockRecord,
@@ -21,54 +17,26 @@ from driftsafe.store.models import (
     VersionRecord,
     WorkspaceSummary,
 )
+from driftsafe.store.opener import default_key_file, open_store
+from driftsafe.store.rotate import RotateResult, rotate_key
 from driftsafe.store.sql import SqlStore
 
 __all__ = [
+    "SCOPES",
     "Actor",
     "AuditEvent",
     "Cipher",
     "LockRecord",
     "LockResult",
+    "RotateResult",
     "SqlStore",
     "Store",
     "TokenRecord",
     "VersionRecord",
     "WorkspaceSummary",
     "default_key_file",
+    "load_cipher",
+    "new_key_text",
     "open_store",
+    "rotate_key",
 ]
-
-
-def default_key_file(settings: Settings, url: str | None = None) -> Path:
-    """The key file: the configured one, else beside an SQLite file, else in home."""
-    if settings.encryption_key_file is not None:
-        return settings.encryption_key_file
-    path = sqlite_path(normalize_url(url or settings.db_url))
-    return (path.parent if path is not None else settings.home) / "driftsafe.key"
-
-
-def open_store(
-    settings: Settings,
-    url: str | None = None,
-    *,
-    create_key: bool = True,
-    notices: list[str] | None = None,
-) -> SqlStore:
-    """Open (creating or migrating) the store at ``url`` or ``settings.db_url``.
-
-    A newly created key file is reported through ``notices`` so the caller can tell
-    the user where the key that protects every state now lives.
-    """
-    target = url or settings.db_url
-    cipher, notice = load_cipher(
-        key=settings.encryption_key, key_file=default_key_file(settings, target), create=create_key
-    )
-    if notice and notices is not None:
-        notices.append(notice)
-    store = SqlStore(target, cipher, retention=settings.retention)
-    try:
-        store.initialize()
-    except BaseException:
-        store.close()
-        raise
-    return store

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, Protocol
 
-from driftsafe.state.model import TfState
+from driftsafe.state import TfState
 from driftsafe.store.crypto import Cipher
 from driftsafe.store.models import (
     Actor,

@@ -11,7 +11,8 @@ from sqlalchemy.engine import Connection
 from driftsafe.errors import BadRequest, Conflict, NotFound
 from driftsafe.store import schema
 from driftsafe.store.database import StoreBase
-from driftsafe.store.models import Actor, LockRecord, LockResult, iso
+from driftsafe.store.models import Actor, LockRecord, LockResult
+from driftsafe.timestamps import rfc3339
 
 # A waiter that has not refreshed its row for this long belongs to a dead request
 # (client gone, server killed) and no longer holds its place in the queue.
@@ -55,7 +56,7 @@ def validate_lock_info(info: Any) -> dict[str, str]:
         out[key] = value if isinstance(value, str) else str(value)
     if not out["Created"]:
         # Terraform parses Created as a time when it shows a holder: never send "".
-        out["Created"] = iso(time.time()) or ""
+        out["Created"] = rfc3339(time.time())
     return out
 
 

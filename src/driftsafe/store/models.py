@@ -2,20 +2,13 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import fnmatch
 from dataclasses import dataclass, field
 from typing import Any
 
+from driftsafe.timestamps import rfc3339_or_none
+
 SCOPES = ("read", "write", "admin")
-
-
-def iso(ts: float | None) -> str | None:
-    """Epoch seconds -> ISO-8601 UTC with a ``Z`` (None stays None)."""
-    if ts is None:
-        return None
-    moment = dt.datetime.fromtimestamp(ts, tz=dt.UTC)
-    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 @dataclass(frozen=True)
@@ -40,8 +33,8 @@ class TokenRecord:
             "name": self.name,
             "scope": self.scope,
             "workspace": self.workspace,
-            "created_at": iso(self.created_at),
-            "revoked_at": iso(self.revoked_at),
+            "created_at": rfc3339_or_none(self.created_at),
+            "revoked_at": rfc3339_or_none(self.revoked_at),
         }
 
 
@@ -85,7 +78,7 @@ class LockRecord:
             "path": self.path,
             "token": self.token,
             "remote_addr": self.remote_addr,
-            "acquired_at": iso(self.acquired_at),
+            "acquired_at": rfc3339_or_none(self.acquired_at),
             "age_seconds": round(age, 3),
             "stale": age > stale_after,
         }
@@ -115,7 +108,7 @@ class VersionRecord:
             "sha256": self.sha256,
             "size": self.size,
             "resources": self.resources,
-            "created_at": iso(self.created_at),
+            "created_at": rfc3339_or_none(self.created_at),
             "writer": {"token": self.writer_token, "who": self.writer_who},
             "lock_id": self.lock_id,
             "findings": list(self.findings),
@@ -138,7 +131,7 @@ class WorkspaceSummary:
             "latest_serial": self.latest_serial,
             "versions": self.versions,
             "locked": self.locked,
-            "updated_at": iso(self.updated_at),
+            "updated_at": rfc3339_or_none(self.updated_at),
         }
 
 
@@ -156,7 +149,7 @@ class AuditEvent:
     def to_json(self) -> dict[str, Any]:
         return {
             "id": self.id,
-            "at": iso(self.at),
+            "at": rfc3339_or_none(self.at),
             "action": self.action,
             "workspace": self.workspace,
             "token": self.token,

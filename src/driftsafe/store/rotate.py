@@ -9,8 +9,8 @@ from typing import Any
 
 from driftsafe.errors import ConfigError
 from driftsafe.settings import Settings
-from driftsafe.store import default_key_file, open_store
 from driftsafe.store.crypto import Cipher, decode_key, new_key_text, write_key_file
+from driftsafe.store.opener import default_key_file, open_store
 
 
 @dataclass(frozen=True)

@@ -13,8 +13,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from driftsafe.errors import Conflict, DriftsafeError, NotFound
-from driftsafe.state.model import TfState, parse_state
-from driftsafe.state.rules import VersionMeta, check_write
+from driftsafe.state import TfState, VersionMeta, check_write, parse_state
 from driftsafe.store import schema
 from driftsafe.store.locks import LocksMixin
 from driftsafe.store.models import Actor, VersionRecord
