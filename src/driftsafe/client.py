@@ -152,8 +152,9 @@ class Client:
         try:
             response = self._http.request(method, path, params=params, json=json)
         except httpx.TransportError as exc:
+            why = str(exc) or type(exc).__name__  # a timeout's text is often empty
             raise ServerUnreachable(
-                f"cannot reach driftsafe server at {self.base_url}: {exc or type(exc).__name__}"
+                f"cannot reach driftsafe server at {self.base_url}: {why}"
             ) from None
         if response.status_code >= 400:
             raise error_from_response(response)

@@ -226,6 +226,15 @@ def test_transport_failures_say_unreachable_with_the_url(exc: httpx.TransportErr
     assert raised.value.__cause__ is None and raised.value.__suppress_context__
 
 
+def test_transport_failure_without_text_names_its_type() -> None:
+    def handler(request: httpx.Request) -> httpx.Response:
+        raise httpx.ReadError("")
+
+    client = Client("http://ds.test", transport=httpx.MockTransport(handler))
+    with client, pytest.raises(ServerUnreachable, match="at http://ds.test: ReadError$"):
+        client.workspaces()
+
+
 def test_version_defaults_to_latest_and_empty_workspace_is_not_found() -> None:
     rec = Recorder(
         httpx.Response(200, json={"versions": [{"serial": 5}, {"serial": 4}]}),
