@@ -17,10 +17,13 @@ import uuid
 import anyio
 import httpx
 import pytest
-from srvhelpers import AppSrv
+from srvhelpers import AppSrv, lifespan
 
+from driftsafe.server.app import create_app
 from driftsafe.server.serving import start_server
 from driftsafe.settings import Settings
+from driftsafe.state.model import parse_state
+from driftsafe.store import Actor
 
 
 def state(serial: int, lineage: str = "lin-a", *, extra: dict | None = None) -> bytes:
@@ -430,3 +433,45 @@ async def test_lock_refusals_check_the_token_before_the_body(app_srv: AppSrv) ->
     failures = [e for e in app_srv.store.audit_events() if e.action == "auth"]
     assert [e.outcome for e in failures].count("unauthenticated") == 2
     assert [e.outcome for e in failures].count("forbidden") == 2
+
+
+@pytest.mark.anyio
+async def test_release_wakes_a_waiter_between_its_polls(app_srv: AppSrv) -> None:
+    # The lifespan binds the wake-up hub: a waiter gets the lock as soon as it is
+    # released, not at its next poll (every WAIT_POLL = 1 s).
+    holder = Backend(app_srv, app_srv.writer)
+    assert (await holder.lock("H")).status_code == 200
+    got: dict[str, float] = {}
+
+    async def wait() -> None:
+        r = await Backend(app_srv, app_srv.writer).lock("W", wait="20s")
+        assert r.status_code == 200
+        got["at"] = time.monotonic()
+
+    async with anyio.create_task_group() as waiters:
+        waiters.start_soon(wait)
+        await anyio.sleep(1.5)  # half-way between the waiter's polls
+        released = time.monotonic()
+        assert (await holder.unlock("H")).status_code == 200
+    assert got["at"] - released < 0.3
+
+
+@pytest.mark.anyio
+async def test_scan_left_pending_is_redone_at_start(
+    app_srv: AppSrv, server_settings: Settings
+) -> None:
+    # A server stopped before a background scan finished leaves the version marked
+    # pending; the next server's lifespan starts the scan again.
+    data = state(1, extra={"id": "1", "password": "hunter2-is-not-a-good-password"})
+    app_srv.store.write_state(
+        "crashed", data, parse_state(data), Actor("writer"), lock_id=None, findings=None
+    )
+    assert app_srv.store.list_versions("crashed")[0].scan_pending
+    async with lifespan(create_app(server_settings, app_srv.store)):
+        deadline = time.monotonic() + 60
+        version = app_srv.store.list_versions("crashed")[0]
+        while version.scan_pending and time.monotonic() < deadline:
+            await anyio.sleep(0.1)
+            version = app_srv.store.list_versions("crashed")[0]
+    assert not version.scan_pending
+    assert any(f["path"].endswith("password") for f in version.findings)
