@@ -60,9 +60,9 @@ def write_legacy_versions(url: str, key_text: str, workspace: str, bodies: list[
     try:
         with pool.begin() as conn:
             exists = conn.execute(
-                sa.select(sa.text("1")).select_from(_workspaces).where(
-                    sa.column("name") == workspace
-                )
+                sa.select(sa.text("1"))
+                .select_from(_workspaces)
+                .where(sa.column("name") == workspace)
             ).first()
             if exists is None:
                 conn.execute(_workspaces.insert().values(name=workspace, created_at=time.time()))

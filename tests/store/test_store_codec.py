@@ -126,7 +126,9 @@ def test_every_read_checks_sha256_and_fails_loudly(store_url: str) -> None:
         with store.pool.begin() as conn:
             body = conn.execute(sa.text("SELECT body FROM ds_versions WHERE serial = 4")).scalar()
             broken = bytes(body[:-1]) + bytes([body[-1] ^ 1])
-            conn.execute(sa.text("UPDATE ds_versions SET body = :b WHERE serial = 4"), {"b": broken})
+            conn.execute(
+                sa.text("UPDATE ds_versions SET body = :b WHERE serial = 4"), {"b": broken}
+            )
         with pytest.raises(StoreError, match="failed authentication"):
             store.get_version("ws", 4)
         # A lost keyframe is named.
@@ -151,7 +153,9 @@ def test_retention_never_drops_a_keyframe_a_kept_version_needs(store_url: str) -
         assert [v.serial for v in store.list_versions("ws")] == [25, 24, 23]
         rows = codecs(store, "ws")
         with store.pool.connect() as conn:
-            kept = {int(s) for s in conn.execute(sa.text("SELECT serial FROM ds_keyframes")).scalars()}
+            kept = {
+                int(s) for s in conn.execute(sa.text("SELECT serial FROM ds_keyframes")).scalars()
+            }
         # Exactly the keyframes the kept versions are stored against: none lost, none left.
         assert kept == {base for _, _, base in rows}
         assert any(base is not None and base < 23 for _, _, base in rows), rows
@@ -176,7 +180,9 @@ def test_opaque_bodies_and_big_states(store_url: str) -> None:
         filler = os.urandom(codec_mod.DELTA_MAX_BYTES // 2 + 1).hex()
         for _ in range(2):
             data = big.next()
-            data = data.replace(b'"outputs": {}', b'"outputs": {"f": {"value": "%s"}}' % filler.encode())
+            data = data.replace(
+                b'"outputs": {}', b'"outputs": {"f": {"value": "%s"}}' % filler.encode()
+            )
             assert len(data) > codec_mod.DELTA_MAX_BYTES
             write(store, "big", data)
             assert store.latest_state("big")[1] == data  # type: ignore[index]
