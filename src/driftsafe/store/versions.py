@@ -164,7 +164,7 @@ class VersionsMixin(LocksMixin):
             out[start : start + len(piece)] = piece
         return out
 
-    def _keyframe(self, conn: Connection, workspace: str, serial: int) -> Keyframe:
+    def read_keyframe(self, conn: Connection, workspace: str, serial: int) -> Keyframe:
         """Keyframe ``serial`` of ``workspace``, from the cache or decoded and checked."""
         meta = conn.execute(_KEYFRAME_META, {"ws": workspace, "serial": serial}).first()
         if meta is None:
@@ -194,16 +194,16 @@ class VersionsMixin(LocksMixin):
         self.keyframe_cache.put(keyframe)
         return keyframe
 
-    def _decode(self, conn: Connection, row: Any) -> bytes:
+    def decode_version(self, conn: Connection, row: Any) -> bytes:
         """The plaintext of version ``row`` (a full ds_versions row), sha256 checked."""
         workspace, serial = row.workspace, int(row.serial)
         what = f"version {serial} of {workspace!r}"
         if row.codec == codec.RAW:
             plain = self.cipher.decrypt(row.nonce, row.body, workspace, row.key_id)
         elif row.codec == codec.KEYFRAME:
-            plain = self._keyframe(conn, workspace, int(row.base_serial)).plaintext
+            plain = self.read_keyframe(conn, workspace, int(row.base_serial)).plaintext
         elif row.codec == codec.DELTA:
-            keyframe = self._keyframe(conn, workspace, int(row.base_serial))
+            keyframe = self.read_keyframe(conn, workspace, int(row.base_serial))
             delta = self.cipher.decrypt(row.nonce, row.body, codec.delta_aad(workspace), row.key_id)
             plain = keyframe.decompress(delta, int(row.size), what)
         else:
@@ -215,7 +215,7 @@ class VersionsMixin(LocksMixin):
         row = conn.execute(_VERSION_ROW, {"ws": workspace, "serial": serial}).first()
         if row is None:
             raise NotFound(f"workspace {workspace!r} has no version with serial {serial}")
-        return version_from_row(row), self._decode(conn, row)
+        return version_from_row(row), self.decode_version(conn, row)
 
     def latest_state(self, workspace: str) -> tuple[VersionRecord, bytes] | None:
         # On PostgreSQL each statement sees the latest commit: a concurrent write with
@@ -304,7 +304,7 @@ class VersionsMixin(LocksMixin):
             return codec.KEYFRAME, serial, b"", b""
         current = conn.execute(_KEYFRAME_BEFORE, {"ws": workspace, "serial": serial}).first()
         if current is not None:
-            keyframe = self._keyframe(conn, workspace, int(current.serial))
+            keyframe = self.read_keyframe(conn, workspace, int(current.serial))
             delta = keyframe.compress(plain)
             if not codec.needs_new_keyframe(
                 int(current.stored_size), int(current.delta_bytes), len(delta)
