@@ -91,7 +91,9 @@ class Keyframe:
     """A keyframe's plaintext, as a zstd raw-content dictionary. Immutable once built;
     the compression digest is computed once, on first use, and shared by threads."""
 
-    def __init__(self, workspace: str, serial: int, sha256: str, plaintext: bytes) -> None:
+    def __init__(
+        self, workspace: str, serial: int, sha256: str, plaintext: bytes | bytearray
+    ) -> None:
         self.workspace = workspace
         self.serial = serial
         self.sha256 = sha256

@@ -87,7 +87,7 @@ class Sealed:
     workspace: str
     sha256: str
     size: int
-    plaintext: bytes | None
+    plaintext: bytes | bytearray | None
     compressed: bytes | None
 
 
@@ -164,8 +164,11 @@ class VersionsMixin(LocksMixin):
             out[start : start + len(piece)] = piece
         return out
 
-    def read_keyframe(self, conn: Connection, workspace: str, serial: int) -> Keyframe:
-        """Keyframe ``serial`` of ``workspace``, from the cache or decoded and checked."""
+    def _keyframe_or_plaintext(
+        self, conn: Connection, workspace: str, serial: int
+    ) -> tuple[Keyframe | bytes, str]:
+        """Keyframe ``serial`` of ``workspace`` from the cache, or else its plaintext,
+        decoded and checked against its sha256; and that sha256."""
         meta = conn.execute(_KEYFRAME_META, {"ws": workspace, "serial": serial}).first()
         if meta is None:
             raise StoredBodyError(
@@ -174,7 +177,7 @@ class VersionsMixin(LocksMixin):
             )
         cached = self.keyframe_cache.get(workspace, serial, meta.sha256)
         if cached is not None:
-            return cached
+            return cached, meta.sha256
         what = f"keyframe {serial} of {workspace!r}"
         k = schema.keyframes
         stored = self._read_body(
@@ -190,9 +193,26 @@ class VersionsMixin(LocksMixin):
         plain = codec.decompress(compressed, int(meta.size), what)
         del compressed
         check_sha(plain, meta.sha256, what)
-        keyframe = Keyframe(workspace, serial, meta.sha256, plain)
+        return plain, meta.sha256
+
+    def read_keyframe(self, conn: Connection, workspace: str, serial: int) -> Keyframe:
+        """Keyframe ``serial`` of ``workspace`` as a zstd dictionary (cached)."""
+        found, sha = self._keyframe_or_plaintext(conn, workspace, serial)
+        if isinstance(found, Keyframe):
+            return found
+        keyframe = Keyframe(workspace, serial, sha, found)
         self.keyframe_cache.put(keyframe)
         return keyframe
+
+    def _keyframe_plaintext(self, conn: Connection, workspace: str, serial: int) -> bytes:
+        # A big keyframe is never made a dictionary (zstd copies it): its plaintext is
+        # returned as decoded, so reading it holds the state once.
+        found, sha = self._keyframe_or_plaintext(conn, workspace, serial)
+        if isinstance(found, Keyframe):
+            return found.plaintext
+        if len(found) <= codec.DELTA_MAX_BYTES:
+            self.keyframe_cache.put(Keyframe(workspace, serial, sha, found))
+        return found
 
     def decode_version(self, conn: Connection, row: Any) -> bytes:
         """The plaintext of version ``row`` (a full ds_versions row), sha256 checked."""
@@ -201,7 +221,7 @@ class VersionsMixin(LocksMixin):
         if row.codec == codec.RAW:
             plain = self.cipher.decrypt(row.nonce, row.body, workspace, row.key_id)
         elif row.codec == codec.KEYFRAME:
-            plain = self.read_keyframe(conn, workspace, int(row.base_serial)).plaintext
+            plain = self._keyframe_plaintext(conn, workspace, int(row.base_serial))
         elif row.codec == codec.DELTA:
             keyframe = self.read_keyframe(conn, workspace, int(row.base_serial))
             delta = self.cipher.decrypt(row.nonce, row.body, codec.delta_aad(workspace), row.key_id)
@@ -293,11 +313,15 @@ class VersionsMixin(LocksMixin):
 
     def encode(
         self, conn: Connection, workspace: str, serial: int, sealed: Sealed, now: float
-    ) -> tuple[str, int, bytes, bytes]:
+    ) -> tuple[str, int | None, bytes, bytes]:
         """Store-ready (codec, base_serial, nonce, body) for version ``serial``: a delta
         against the workspace's newest keyframe before it, or a new keyframe (which this
         inserts) when there is none, the state is big, or the keyframe policy says so."""
         plain = sealed.plaintext
+        if not self.compress:
+            assert plain is not None
+            nonce, stored = self.cipher.encrypt(plain, workspace)
+            return codec.RAW, None, nonce, stored
         if plain is None:
             assert sealed.compressed is not None
             self._new_keyframe(conn, workspace, serial, sealed, sealed.compressed, now)
@@ -399,10 +423,9 @@ class VersionsMixin(LocksMixin):
 
     def seal(self, workspace: str, body: bytes) -> Sealed:
         sha = hashlib.sha256(body).hexdigest()
-        if len(body) > codec.DELTA_MAX_BYTES:
+        if self.compress and len(body) > codec.DELTA_MAX_BYTES:
             return Sealed(workspace, sha, len(body), None, codec.compress_alone(body))
-        plain = body if isinstance(body, bytes) else bytes(body)
-        return Sealed(workspace, sha, len(body), plain, None)
+        return Sealed(workspace, sha, len(body), body, None)
 
     def write_state(
         self,
