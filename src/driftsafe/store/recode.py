@@ -16,7 +16,7 @@ from sqlalchemy.engine import Connection
 from driftsafe.errors import StoreError
 from driftsafe.store import codec, schema
 from driftsafe.store.crypto import Cipher
-from driftsafe.store.versions import VersionsMixin, check_sha
+from driftsafe.store.versions import VERSION_HEAD, VersionsMixin, check_sha
 
 log = logging.getLogger("driftsafe.store")
 
@@ -102,12 +102,14 @@ def _recode_batch(
     for workspace in sorted({c.workspace for c in batch}):
         store.hold_workspace(conn, workspace, now)
     for candidate in batch:
-        row = conn.execute(sa.select(_V).where(_V.c.id == candidate.id)).first()
+        row = conn.execute(VERSION_HEAD.where(_V.c.id == candidate.id)).first()
         if row is None or row.codec != codec.RAW:
             continue  # pruned by retention meanwhile
         what = f"version {row.serial} of {row.workspace!r}"
         try:
-            plain = store.cipher.decrypt(row.nonce, row.body, row.workspace, row.key_id)
+            stored = store.version_body(conn, row)
+            plain = store.cipher.decrypt(row.nonce, stored, row.workspace, row.key_id)
+            del stored
             check_sha(plain, row.sha256, what)
         except StoreError as exc:
             log.error("re-encoding: %s is left as it is: %s", what, exc.message)

@@ -27,6 +27,7 @@ from driftsafe.store.models import SCOPES
 from driftsafe.store.opener import default_key_file
 from driftsafe.store.recode import recode_progress
 from driftsafe.store.sql import SqlStore
+from driftsafe.store.versions import VERSION_HEAD
 
 _HEX64 = re.compile(r"[0-9a-f]{64}")
 # Rows read per query when walking a table that may be large.
@@ -94,7 +95,7 @@ def _check_versions(store: SqlStore, report: VerifyReport, progress: Callable[[s
     checked = 0
     for n, row_id in enumerate(ids, start=1):
         with store.read_tx() as conn:
-            row = conn.execute(sa.select(v).where(v.c.id == row_id)).first()
+            row = conn.execute(VERSION_HEAD.where(v.c.id == row_id)).first()
             if row is None:
                 continue  # pruned by retention since the listing
             try:

@@ -43,7 +43,11 @@ _LATEST_SERIAL = (
     .order_by(_V.c.serial.desc())
     .limit(1)
 )
-_VERSION_ROW = sa.select(_V).where(
+# A version row without its body (read apart, see ``_read_body``), with the body's size.
+VERSION_HEAD = sa.select(
+    *[c for c in _V.c if c.name != "body"], sa.func.length(_V.c.body).label("stored_len")
+)
+_VERSION_ROW = VERSION_HEAD.where(
     _V.c.workspace == sa.bindparam("ws"), _V.c.serial == sa.bindparam("serial")
 )
 # The keyframe a new version at ``serial`` is compressed against: the newest before it.
@@ -214,17 +218,25 @@ class VersionsMixin(LocksMixin):
             self.keyframe_cache.put(Keyframe(workspace, serial, sha, found))
         return found
 
+    def version_body(self, conn: Connection, row: Any) -> bytes | bytearray:
+        """The stored body of version ``row`` (a ``VERSION_HEAD`` row)."""
+        v = schema.versions
+        return self._read_body(conn, v, v.c.id == row.id, int(row.stored_len))
+
     def decode_version(self, conn: Connection, row: Any) -> bytes:
-        """The plaintext of version ``row`` (a full ds_versions row), sha256 checked."""
+        """The plaintext of version ``row`` (a ``VERSION_HEAD`` row), sha256 checked."""
         workspace, serial = row.workspace, int(row.serial)
         what = f"version {serial} of {workspace!r}"
         if row.codec == codec.RAW:
-            plain = self.cipher.decrypt(row.nonce, row.body, workspace, row.key_id)
+            stored = self.version_body(conn, row)
+            plain = self.cipher.decrypt(row.nonce, stored, workspace, row.key_id)
+            del stored
         elif row.codec == codec.KEYFRAME:
             plain = self._keyframe_plaintext(conn, workspace, int(row.base_serial))
         elif row.codec == codec.DELTA:
             keyframe = self.read_keyframe(conn, workspace, int(row.base_serial))
-            delta = self.cipher.decrypt(row.nonce, row.body, codec.delta_aad(workspace), row.key_id)
+            stored = self.version_body(conn, row)
+            delta = self.cipher.decrypt(row.nonce, stored, codec.delta_aad(workspace), row.key_id)
             plain = keyframe.decompress(delta, int(row.size), what)
         else:
             raise StoredBodyError(f"{what}: unknown codec {row.codec!r}")
