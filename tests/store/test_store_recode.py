@@ -228,3 +228,22 @@ def test_store_written_by_previous_release_reads_back(store_url: str, tmp_path: 
                 assert store.get_version(ws, n)[1] == path.read_bytes()
     finally:
         store.close()
+
+
+def test_migrations_fill_gaps_in_the_numbering(
+    store_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A migration numbered below one a store already has (another branch's number,
+    merged later) still runs, once."""
+    store = SqlStore(store_url, Cipher(decode_key(new_key_text(), "t")))
+    try:
+        assert store.initialize() == [n for n, _ in schema_mod.MIGRATIONS]
+        ran: list[int] = []
+        gap = next(n for n in range(1, schema_mod.LATEST) if n not in dict(schema_mod.MIGRATIONS))
+        with_gap = sorted([*schema_mod.MIGRATIONS, (gap, lambda conn: ran.append(gap))])
+        monkeypatch.setattr(schema_mod, "MIGRATIONS", with_gap)
+        assert store.initialize() == [gap] and ran == [gap]
+        assert store.initialize() == [] and ran == [gap]
+        assert store.schema_version() == schema_mod.LATEST
+    finally:
+        store.close()

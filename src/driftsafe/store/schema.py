@@ -237,9 +237,13 @@ def migrate(conn: Connection, *, now: float, target: int = LATEST) -> list[int]:
         )
     if have == 0:
         schema_version.create(conn, checkfirst=True)
+    # Every migration not recorded yet, not only those above the highest recorded:
+    # numbers are owned by parallel branches, so one may land below a number a store
+    # already has (a gap filled later).
+    done = set(conn.execute(sa.select(schema_version.c.version)).scalars())
     applied = []
     for number, step in MIGRATIONS:
-        if have < number <= target:
+        if number not in done and number <= target:
             step(conn)
             conn.execute(schema_version.insert().values(version=number, applied_at=now))
             applied.append(number)
