@@ -92,6 +92,7 @@ EXPORTED = {
         "Engine",
         "OutputLine",
         "Process",
+        "ProcessTracker",
         "RunResult",
         "get_engine",
         "passthrough",

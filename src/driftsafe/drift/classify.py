@@ -23,6 +23,7 @@ from driftsafe.drift.model import (
     fingerprint,
 )
 
+UNPLANNED = "the normal plan failed, so what apply would do is unknown"
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]*$")
 _MISSING = object()
 
@@ -176,7 +177,11 @@ def classify(
     root: str,
     ignore: Callable[[DriftFinding], str | None] | None = None,
 ) -> tuple[list[DriftFinding], list[DriftFinding], list[PlannedChange]]:
-    """(findings, ignored findings, planned non-drift changes) for one root."""
+    """(findings, ignored findings, planned non-drift changes) for one root.
+
+    ``refresh_plan`` is any plan carrying ``resource_drift`` (a normal plan does);
+    ``normal_plan`` None means the normal plan failed: what apply would do is unknown.
+    """
     planned = _changes_by_address(normal_plan)
     configured = configured_attributes(normal_plan)
     findings: list[DriftFinding] = []
@@ -192,7 +197,7 @@ def classify(
         n_change = (normal or {}).get("change") or {}
         n_actions = list(n_change.get("actions") or [])
         if actions == ["delete"] or change.get("after") is None:
-            findings.append(_deleted(entry, root, n_actions))
+            findings.append(_deleted(entry, root, n_actions, normal_plan is not None))
             continue
         for path, state, reality, sensitive in diff_values(
             change.get("before"),
@@ -214,9 +219,12 @@ def classify(
                 sensitive = True
             if sensitive:
                 state = reality = config = SENSITIVE
-            apply, message = _verdict(
-                path, state, reality, config, n_actions, normal is None, sensitive
-            )
+            if normal_plan is None:
+                apply, message = "unknown", UNPLANNED
+            else:
+                apply, message = _verdict(
+                    path, state, reality, config, n_actions, normal is None, sensitive
+                )
             top = parts[0] if parts else ""
             is_set = (
                 _config_key(address) not in configured or top in configured[_config_key(address)]
@@ -261,9 +269,13 @@ def classify(
     return kept, ignored, others
 
 
-def _deleted(entry: Mapping[str, Any], root: str, n_actions: list[str]) -> DriftFinding:
+def _deleted(
+    entry: Mapping[str, Any], root: str, n_actions: list[str], planned: bool = True
+) -> DriftFinding:
     address = entry["address"]
-    if "create" in n_actions:
+    if not planned:
+        apply, message = "unknown", f"deleted outside Terraform; {UNPLANNED}"
+    elif "create" in n_actions:
         apply, message = "recreate", "deleted outside Terraform; apply would recreate it"
     elif not n_actions:
         apply = "forget"
@@ -276,7 +288,7 @@ def _deleted(entry: Mapping[str, Any], root: str, n_actions: list[str]) -> Drift
         path="",
         state="(exists)",
         reality="(deleted)",
-        config="(exists)" if "create" in n_actions else ABSENT,
+        config=("(exists)" if "create" in n_actions else ABSENT) if planned else UNKNOWN,
         apply=apply,
         message=message,
         resource_type=entry.get("type", ""),
