@@ -279,6 +279,18 @@ def check_root(
     return report
 
 
+def progress_verdict(report: RootReport) -> str:
+    """``clean in 2.1s``, ``DRIFT (1 manual change(s)) in 2.1s``, ``ERROR after 0.0s:
+    no such directory`` (the time never reads as part of the message)."""
+    took = f"{report.duration_seconds:.1f}s"
+    if report.status == "error":
+        message = str((report.error or {}).get("message"))
+        return f"ERROR after {took}: {message.removeprefix(f'{report.root}: ')}"
+    if report.status == "drift":
+        return f"DRIFT ({len(report.findings)} manual change(s)) in {took}"
+    return f"clean in {took}"
+
+
 def check_roots(
     roots: Sequence[str | Path],
     *,
@@ -326,12 +338,7 @@ def check_roots(
             done += 1
             n = done
         if progress:
-            verdict = {
-                "clean": "clean",
-                "drift": f"DRIFT ({len(report.findings)} finding(s))",
-                "error": f"ERROR: {(report.error or {}).get('message')}",
-            }[report.status]
-            progress(f"[{n}/{len(roots)}] {root}: {verdict} in {report.duration_seconds:.1f}s")
+            progress(f"[{n}/{len(roots)}] {root}: {progress_verdict(report)}")
         return report
 
     # Roots run in worker threads, which Python gives no signals: the main thread takes

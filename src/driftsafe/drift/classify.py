@@ -252,7 +252,7 @@ def classify(
             )
     kept: list[DriftFinding] = []
     ignored: list[DriftFinding] = []
-    for finding in findings:
+    for finding in fold_computed(findings):
         reason = ignore(finding) if ignore else None
         if reason is None:
             kept.append(finding)
@@ -267,6 +267,26 @@ def classify(
         and list(rc.get("change", {}).get("actions") or []) not in (["no-op"], ["read"])
     ]
     return kept, ignored, others
+
+
+def fold_computed(findings: list[DriftFinding]) -> list[DriftFinding]:
+    """Fold each computed attribute's change under a configured change of the same
+    resource, which explains it: one edit to ``max_connections`` in a config file is one
+    manual change, though the file's computed ``content`` changed with it. A computed
+    change with no configured change beside it stays a finding of its own."""
+    explaining: dict[str, list[DriftFinding]] = {}
+    for f in findings:
+        if f.kind == "changed" and f.configured:
+            explaining.setdefault(f.address, []).append(f)
+    kept = []
+    for f in findings:
+        hosts = explaining.get(f.address)
+        if f.kind == "changed" and not f.configured and hosts:
+            f.explained_by = [h.target for h in hosts]
+            hosts[0].computed.append(f)
+        else:
+            kept.append(f)
+    return kept
 
 
 def _deleted(

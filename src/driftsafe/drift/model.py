@@ -50,6 +50,11 @@ class DriftFinding:
     root: str = ""
     ignored_reason: str | None = None
     fingerprint: str = ""
+    # Computed attributes of the same resource that changed with this one (a file's
+    # content with the value written in it): one manual change, not several.
+    computed: list[DriftFinding] = field(default_factory=list)
+    # On a computed finding folded under another: the configured changes explaining it.
+    explained_by: list[str] = field(default_factory=list)
 
     @property
     def target(self) -> str:
@@ -72,6 +77,10 @@ class DriftFinding:
             "apply": self.apply,
             "message": self.message,
         }
+        if self.explained_by:
+            data["explained_by"] = self.explained_by
+        else:
+            data["computed"] = [c.to_json() for c in self.computed]
         if self.ignored_reason is not None:
             data["ignored_reason"] = self.ignored_reason
         return data
