@@ -70,7 +70,10 @@ def drift() -> None:
     help="Run terraform init first (default: only when .terraform is missing).",
 )
 @click.option(
-    "--jobs", "-j", type=click.IntRange(min=1), help="Roots checked at once (default: cores)."
+    "--jobs",
+    "-j",
+    type=click.IntRange(min=1),
+    help="Roots checked at once (default: twice the cores).",
 )
 @click.option(
     "--refresh-only-evidence",
