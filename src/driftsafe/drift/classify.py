@@ -1,10 +1,11 @@
 """Turn Terraform's JSON plans into drift findings.
 
-Two plans feed one report. The refresh-only plan's ``resource_drift`` says what
-changed outside Terraform: ``change.before`` is the value in state, ``change.after``
-the value read from reality now. The normal plan's ``resource_changes`` says what
-the configuration asks for (``change.after``) and what a plain apply would do
-(``change.actions``), which is the part people miss: an apply silently reverts
+A report reads two parts of plan JSON, both in one normal plan (or, with
+``--refresh-only-evidence`` or as a fallback, the first from a refresh-only plan).
+``resource_drift`` says what changed outside Terraform: ``change.before`` is the
+value in state, ``change.after`` the value read from reality now. ``resource_changes``
+says what the configuration asks for (``change.after``) and what a plain apply would
+do (``change.actions``), which is the part people miss: an apply silently reverts
 every manual change the configuration does not already agree with.
 """
 
