@@ -184,7 +184,8 @@ def classify(
     ``normal_plan`` None means the normal plan failed: what apply would do is unknown.
     """
     planned = _changes_by_address(normal_plan)
-    configured = configured_attributes(normal_plan)
+    # Every plan's JSON carries the configuration, a refresh-only one's too.
+    configured = configured_attributes(normal_plan or refresh_plan)
     findings: list[DriftFinding] = []
     drifted: set[str] = set()
     for entry in refresh_plan.get("resource_drift") or []:
