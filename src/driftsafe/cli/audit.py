@@ -85,7 +85,8 @@ def audit(
     rejected write, restore and auth failures. Times are UTC.
 
     When Terraform fails with only "HTTP error: 409" (a write refused because its
-    lock was broken, a serial or lineage conflict), --last prints why.
+    lock was broken, a serial or lineage conflict), --last prints why. Exit 1 when
+    --workspace names a workspace that does not exist and has no events.
 
     \b
     Example:

@@ -50,22 +50,26 @@ class ServerContext:
     # token id -> when this process last recorded its use (see note_use).
     _last_use: dict[str, float] = field(default_factory=dict)
 
+    def use_due(self, token: TokenRecord) -> bool:
+        """Whether ``token``'s use should be recorded now (cheap: no store call)."""
+        last = self._last_use.get(token.id, 0.0)
+        return bool(token.id) and time.time() - last >= LAST_USED_EVERY
+
     def note_use(self, token: TokenRecord) -> None:
         """Record that ``token`` was used, at most once a minute per token (a write
         per request would make every read a write). Runs in a worker thread. A
         failed write is logged and tried again on the token's next request: the
         request itself does not depend on it."""
-        if not token.id:
+        if not self.use_due(token):
             return
         now = time.time()
-        if now - self._last_use.get(token.id, 0.0) < LAST_USED_EVERY:
-            return
+        # Claimed before the write, so a burst of requests writes once, not once each.
+        self._last_use[token.id] = now
         try:
             self.store.touch_token(token.id, now)
         except DriftsafeError as exc:
+            self._last_use.pop(token.id, None)
             log.warning("could not record the last use of token %r: %s", token.name, exc.message)
-            return
-        self._last_use[token.id] = now
 
     def scan_later(self, workspace: str, serial: int) -> None:
         """Scan a stored version for secrets in a worker process, off the request
@@ -197,7 +201,8 @@ class ServerContext:
             await self._refuse_unknown(request, workspace, secret)
         assert token is not None
         await self._refuse_expired(request, token, workspace)
-        await self.call(self.note_use, token)
+        if self.use_due(token):  # a worker-thread trip only once a minute per token
+            await self.call(self.note_use, token)
         return token
 
     async def _refuse_expired(
