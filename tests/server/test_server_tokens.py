@@ -167,3 +167,23 @@ def test_clients_trust_a_self_signed_server_through_ssl_cert_file(tmp_path: Path
         assert trusted.exit_code == 1 and "'lab/x' does not exist" in trusted.stderr
     finally:
         server.stop()
+
+
+def test_serve_command_refuses_plain_http_off_loopback(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from driftsafe.cli.main import cli
+
+    env = {"DRIFTSAFE_HOME": str(tmp_path)}
+    db = f"sqlite:///{tmp_path}/x.db"
+    refused = CliRunner().invoke(cli, ["serve", "--db", db, "--host", "0.0.0.0"], env=env)
+    assert refused.exit_code == 1
+    assert "clear text" in refused.stderr and "--allow-plain-http" in refused.stderr
+    assert not (tmp_path / "x.db").exists()  # refused before anything is opened
+    allowed = CliRunner().invoke(
+        cli,
+        ["serve", "--db", db, "--host", "192.0.2.1", "--port", "0", "--allow-plain-http"],
+        env=env,
+    )
+    assert allowed.exit_code == 1 and "cannot listen" in allowed.stderr  # nobody has it
+    assert "WARNING: plain HTTP on non-loopback address '192.0.2.1'" in allowed.stderr

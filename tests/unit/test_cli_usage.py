@@ -213,3 +213,18 @@ def test_help_examples_use_the_default_port() -> None:
             assert f":{port}" not in text and f"--port {port}" not in text, " ".join(path)
         if "127.0.0.1:" in text:
             assert "127.0.0.1:8787" in text, " ".join(path)
+
+
+def test_every_json_option_reaches_the_error_handler() -> None:
+    """handle_errors renders an error as JSON when the command's ``as_json`` is set:
+    every --json option must be called that, on a command it wraps."""
+    with_json = [
+        (path, cmd)
+        for path, cmd in _commands()
+        if any("--json" in getattr(p, "opts", []) for p in cmd.params)
+    ]
+    assert len(with_json) >= 15
+    for path, cmd in with_json:
+        (param,) = [p for p in cmd.params if "--json" in getattr(p, "opts", [])]
+        assert param.name == "as_json", " ".join(path)
+        assert hasattr(cmd.callback, "__wrapped__"), f"{' '.join(path)} lacks handle_errors"
