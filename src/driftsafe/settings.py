@@ -103,6 +103,13 @@ class Settings:
 
         home = Path(get("home") or _default_home(env)).expanduser()
         key_file = get("encryption_key_file")
+        if key_file and get("encryption_key"):
+            # One would silently win, and a store written with the other key would
+            # then not open (or a backup would name the wrong key).
+            raise ConfigError(
+                "DRIFTSAFE_ENCRYPTION_KEY and DRIFTSAFE_ENCRYPTION_KEY_FILE are both set: "
+                "set only one"
+            )
         level = (get("log_level") or "info").lower()
         if level not in {"debug", "info", "warning", "error"}:
             raise ConfigError(f"DRIFTSAFE_LOG_LEVEL={level!r}: use debug, info, warning or error")

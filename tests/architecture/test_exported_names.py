@@ -35,6 +35,7 @@ EXPORTED = {
         "BackupResult",
         "Cipher",
         "LockRecord",
+        "LAST_USED_EVERY",
         "LockResult",
         "Problem",
         "RotateResult",

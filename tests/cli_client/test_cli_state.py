@@ -125,9 +125,10 @@ def test_restore_needs_admin_and_writes_a_new_version(server: Server, stack: Sta
 
 def test_errors_are_one_line_never_a_traceback(server: Server, stack: Stack) -> None:
     missing = server.invoke("state", "versions", "cli/nope")
-    assert (missing.exit_code, missing.stdout) == (0, "cli/nope: no versions\n")
+    assert (missing.exit_code, missing.stdout) == (1, "")
+    assert "'cli/nope' does not exist" in missing.stderr
     empty_diff = server.invoke("state", "diff", "cli/nope", "1")
-    assert empty_diff.exit_code == 1 and "has no versions" in empty_diff.stderr
+    assert empty_diff.exit_code == 1 and "'cli/nope' does not exist" in empty_diff.stderr
     gone = server.invoke("state", "show", WS, "--serial", "99999")
     assert gone.exit_code == 1 and gone.stderr.startswith("Error: ")
     bad = server.invoke("state", "versions", WS, token="not-a-token")

@@ -7,18 +7,16 @@ from typing import Any
 import click
 
 from driftsafe.cli.common import (
+    DURATION,
+    about_workspace,
     echo_json,
     handle_errors,
     server_client,
     server_options,
     short_time,
 )
-from driftsafe.durations import format_duration, parse_duration
+from driftsafe.durations import format_duration
 from driftsafe.errors import ConfigError
-
-
-def _seconds(value: str | None) -> float | None:
-    return None if value is None else parse_duration(value)
 
 
 def describe_lock(lock: dict[str, Any]) -> list[tuple[str, str]]:
@@ -61,15 +59,17 @@ def lock() -> None:
 @lock.command()
 @click.argument("workspace")
 @click.option(
-    "--max-age", metavar="DUR", help="Count the lock stale past this age (default: server's)."
+    "--max-age", type=DURATION, help="Count the lock stale past this age (default: server's)."
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the lock status as JSON.")
 @server_options
 @handle_errors
 def status(
-    workspace: str, max_age: str | None, as_json: bool, server: str | None, token: str | None
+    workspace: str, max_age: float | None, as_json: bool, server: str | None, token: str | None
 ) -> None:
     """Show who holds WORKSPACE's lock, for what, since when, and whether it is stale.
+
+    Exit 0 locked or not; 1 when the server has no such workspace.
 
     \b
     Example:
@@ -77,7 +77,9 @@ def status(
       driftsafe lock status lab/staging --max-age 5m --json
     """
     with server_client(server, token) as client:
-        answer = client.lock_status(workspace, max_age=_seconds(max_age))
+        answer = client.lock_status(workspace, max_age=max_age)
+        if not answer.get("locked"):
+            client.require_workspace(workspace)  # exit 1 when there is no such workspace
     if as_json:
         echo_json(answer)
         return
@@ -96,7 +98,7 @@ def status(
 )
 @click.option(
     "--max-age",
-    metavar="DUR",
+    type=DURATION,
     help="Age that makes a lock stale, e.g. 10m (default: the server's lock_stale_after).",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the released lock as JSON.")
@@ -105,7 +107,7 @@ def status(
 def unlock(
     workspace: str,
     if_stale: bool,
-    max_age: str | None,
+    max_age: float | None,
     as_json: bool,
     server: str | None,
     token: str | None,
@@ -117,6 +119,10 @@ def unlock(
     --if-stale the lock is broken whatever its age: the holder's next write is then
     rejected (fenced), so re-plan before applying again.
 
+    Exit 0 only when a lock was released; 1 when nothing was (the workspace is not
+    locked, the lock is younger than --max-age, or there is no such workspace), as
+    `terraform force-unlock` fails on a state that is not locked.
+
     \b
     Example:
       driftsafe lock unlock lab/staging --if-stale --max-age 10m
@@ -124,8 +130,8 @@ def unlock(
     """
     if max_age is not None and not if_stale:
         raise ConfigError("--max-age only applies with --if-stale")
-    with server_client(server, token) as client:
-        released = client.force_unlock(workspace, if_stale=if_stale, max_age=_seconds(max_age))
+    with server_client(server, token) as client, about_workspace(client, workspace):
+        released = client.force_unlock(workspace, if_stale=if_stale, max_age=max_age)
     if as_json:
         echo_json({"workspace": workspace, "released": released})
         return

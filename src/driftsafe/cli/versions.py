@@ -10,6 +10,7 @@ import click
 
 from driftsafe.cli.common import (
     EXIT_CHANGES,
+    about_workspace,
     echo_json,
     format_table,
     handle_errors,
@@ -33,7 +34,7 @@ def state() -> None:
 
     \b
     Example:
-      export DRIFTSAFE_SERVER=http://127.0.0.1:8080 DRIFTSAFE_TOKEN=...
+      export DRIFTSAFE_SERVER=http://127.0.0.1:8787 DRIFTSAFE_TOKEN=...
       driftsafe state versions lab/staging
       driftsafe state diff lab/staging 3 4
       driftsafe state restore lab/staging --serial 3
@@ -46,7 +47,9 @@ def state() -> None:
 @server_options
 @handle_errors
 def versions(workspace: str, as_json: bool, server: str | None, token: str | None) -> None:
-    """List every stored version of WORKSPACE, newest first.
+    """List every stored version of WORKSPACE, newest first (times in UTC).
+
+    Exit 1 when the server has no such workspace.
 
     \b
     Example:
@@ -55,11 +58,13 @@ def versions(workspace: str, as_json: bool, server: str | None, token: str | Non
     """
     with server_client(server, token) as client:
         listed = client.versions(workspace)
+        if not listed:
+            client.require_workspace(workspace)  # exit 1 when there is no such workspace
     if as_json:
         echo_json({"workspace": workspace, "versions": listed})
         return
     if not listed:
-        click.echo(f"{workspace}: no versions")
+        click.echo(f"{workspace}: no versions yet (the workspace is locked, no state written)")
         return
     rows = [
         [
@@ -100,7 +105,7 @@ def show(
       driftsafe state show lab/staging
       driftsafe state show lab/staging --serial 3 --raw > staging-3.tfstate
     """
-    with server_client(server, token) as client:
+    with server_client(server, token) as client, about_workspace(client, workspace):
         answer = client.version(workspace, serial)
     if raw:
         click.echo(json.dumps(answer["state"], indent=2))
@@ -162,7 +167,7 @@ def diff(
       driftsafe state diff lab/staging 3 4
       driftsafe state diff lab/staging 3 --json
     """
-    with server_client(server, token) as client:
+    with server_client(server, token) as client, about_workspace(client, workspace):
         if to_serial is None:
             to_serial = client.latest_serial(workspace)
         result = client.diff(workspace, from_serial, to_serial)
@@ -207,7 +212,7 @@ def restore(
     Example:
       driftsafe state restore lab/staging --serial 3
     """
-    with server_client(server, token) as client:
+    with server_client(server, token) as client, about_workspace(client, workspace):
         version = client.restore(workspace, serial)
     if as_json:
         echo_json({"version": version})

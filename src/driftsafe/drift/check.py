@@ -33,7 +33,6 @@ import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +42,7 @@ from driftsafe.drift.model import RootReport
 from driftsafe.engine import Engine, RunResult
 from driftsafe.errors import DriftError, DriftsafeError, Interrupted
 from driftsafe.settings import Settings
+from driftsafe.timestamps import rfc3339
 
 Progress = Callable[[str], None]
 
@@ -53,7 +53,7 @@ PLAN_FALLBACK = "refresh-only-fallback"  # the normal plan failed: drift only
 
 
 def utcnow() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return rfc3339(time.time())  # the one timestamp format (RFC 3339, UTC, ms)
 
 
 def root_name(root: Path) -> str:

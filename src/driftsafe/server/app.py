@@ -6,7 +6,7 @@ import asyncio
 import json
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -34,7 +34,10 @@ async def healthz(request: Request) -> Response:
         await ctx.call(ctx.store.ping)
     except StoreError as exc:
         return JSONResponse({"status": "unavailable", "error": exc.message}, status_code=503)
-    return JSONResponse({"status": "ok", "version": __version__, "database": ctx.store.database})
+    body: dict[str, Any] = {"status": "ok", "version": __version__, "database": ctx.store.database}
+    if ctx.warnings:
+        body["warnings"] = list(ctx.warnings)
+    return JSONResponse(body)
 
 
 async def metrics(request: Request) -> Response:
@@ -135,9 +138,18 @@ def _route_label(path: str) -> str:
     return path if path in ("/healthz", "/metrics", "/api/v1/workspaces") else "other"
 
 
-def create_app(settings: Settings, store: Store, *, insecure_no_auth: bool = False) -> ASGIApp:
-    """The server for ``store``. The caller owns the store (opens and closes it)."""
-    ctx = ServerContext(settings=settings, store=store, insecure_no_auth=insecure_no_auth)
+def create_app(
+    settings: Settings,
+    store: Store,
+    *,
+    insecure_no_auth: bool = False,
+    warnings: Sequence[str] = (),
+) -> ASGIApp:
+    """The server for ``store``. The caller owns the store (opens and closes it).
+    ``warnings`` (e.g. plain HTTP on a public address) are shown by ``/healthz``."""
+    ctx = ServerContext(
+        settings=settings, store=store, insecure_no_auth=insecure_no_auth, warnings=list(warnings)
+    )
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:

@@ -35,7 +35,15 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-def check_bind(host: str, *, insecure_no_auth: bool, tls: tuple[Path, Path] | None) -> None:
+def check_bind(
+    host: str,
+    *,
+    insecure_no_auth: bool,
+    tls: tuple[Path, Path] | None,
+    allow_plain_http: bool = False,
+) -> list[str]:
+    """Refuse a bind that would expose the server unsafely; return the warnings a
+    bind allowed anyway deserves (shown at start and in ``/healthz``)."""
     if insecure_no_auth and not is_loopback(host):
         raise ConfigError(
             f"--insecure-no-auth lets anyone write state: it is only allowed on a loopback "
@@ -45,6 +53,19 @@ def check_bind(host: str, *, insecure_no_auth: bool, tls: tuple[Path, Path] | No
         for path in tls:
             if not path.is_file():
                 raise ConfigError(f"TLS file {path} does not exist")
+        return []
+    if is_loopback(host):
+        return []
+    if not allow_plain_http:
+        raise ConfigError(
+            f"plain HTTP on {host!r} sends every token (the Basic-auth password Terraform "
+            "sends) in clear text over the network: give --tls-cert and --tls-key, or, "
+            "behind a proxy that terminates TLS, --allow-plain-http"
+        )
+    return [
+        f"plain HTTP on non-loopback address {host!r}: tokens cross the network in clear "
+        "text unless a proxy in front terminates TLS (--allow-plain-http)"
+    ]
 
 
 class _NoDelayH11(H11Protocol):
@@ -116,16 +137,19 @@ def start_server(
     port: int = 0,
     insecure_no_auth: bool = False,
     tls: tuple[Path, Path] | None = None,
+    allow_plain_http: bool = False,
     startup_timeout: float = 15.0,
 ) -> RunningServer:
     """Start the server in a thread on ``host:port`` (0: a free port) and return once
     it accepts connections."""
-    check_bind(host, insecure_no_auth=insecure_no_auth, tls=tls)
+    warnings = check_bind(
+        host, insecure_no_auth=insecure_no_auth, tls=tls, allow_plain_http=allow_plain_http
+    )
     own_store = store is None
     the_store = store if store is not None else open_store(settings, db)
     sock = _bind(host, port)
     real_port = sock.getsockname()[1]
-    app = create_app(settings, the_store, insecure_no_auth=insecure_no_auth)
+    app = create_app(settings, the_store, insecure_no_auth=insecure_no_auth, warnings=warnings)
     server = uvicorn.Server(_config(app, tls=tls, log_level="warning"))
     failure: list[BaseException] = []
 
@@ -191,11 +215,14 @@ def serve(
     port: int = 8787,
     insecure_no_auth: bool = False,
     tls: tuple[Path, Path] | None = None,
+    allow_plain_http: bool = False,
     announce: Callable[[str], None],
 ) -> None:
     """Serve in the foreground until SIGINT/SIGTERM. ``announce`` gets notices (a new
-    key file) and then the ``driftsafe serve: listening on URL`` line."""
-    check_bind(host, insecure_no_auth=insecure_no_auth, tls=tls)
+    key file, warnings) and then the ``driftsafe serve: listening on URL`` line."""
+    warnings = check_bind(
+        host, insecure_no_auth=insecure_no_auth, tls=tls, allow_plain_http=allow_plain_http
+    )
     if tls is not None:
         try:
             ssl.create_default_context(ssl.Purpose.CLIENT_AUTH).load_cert_chain(
@@ -207,10 +234,12 @@ def serve(
     store = open_store(settings, db, notices=notices)
     for notice in notices:
         announce(notice)
+    for warning in warnings:
+        announce(f"WARNING: {warning}")
     try:
         sock = _bind(host, port)
         configure_logging(settings.log_level)
-        app = create_app(settings, store, insecure_no_auth=insecure_no_auth)
+        app = create_app(settings, store, insecure_no_auth=insecure_no_auth, warnings=warnings)
         server = _QuietServer(_config(app, tls=tls, log_level=settings.log_level))
         url = _url(host, sock.getsockname()[1], tls is not None)
 

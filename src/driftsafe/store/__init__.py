@@ -9,6 +9,7 @@ from driftsafe.store.backup import BackupResult, backup_database
 from driftsafe.store.base import Store
 from driftsafe.store.crypto import Cipher, load_cipher, new_key_text
 from driftsafe.store.models import (
+    LAST_USED_EVERY,
     SCOPES,
     Actor,
     AuditEvent,
@@ -24,6 +25,7 @@ from driftsafe.store.sql import SqlStore
 from driftsafe.store.verify import Problem, VerifyReport, verify_database, verify_store
 
 __all__ = [
+    "LAST_USED_EVERY",
     "SCOPES",
     "Actor",
     "AuditEvent",

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -53,12 +54,26 @@ def sqlite_path(url: str) -> Path | None:
     return Path(url[len("sqlite:///") :]) if url.startswith("sqlite:///") else None
 
 
+def create_private(path: Path) -> None:
+    """Create an SQLite database file 0600 (a directory made for it 0700) before SQLite does:
+    it holds the token hashes and the audit log, and SQLite gives the -wal and -shm
+    files it makes the database file's mode."""
+    if path.exists():
+        return
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:  # another process created it first
+        return
+    os.close(fd)
+
+
 def open_pool(url: str) -> Engine:
     url = normalize_url(url)
     path = sqlite_path(url)
     if path is None:
         return sa.create_engine(url, pool_size=10, max_overflow=40, pool_pre_ping=True)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    create_private(path)
     pool = sa.create_engine(url, pool_size=10, max_overflow=40)
 
     @sa.event.listens_for(pool, "connect")
