@@ -4,19 +4,33 @@ Nothing in this package does I/O, so the server, the CLI and tests share one tru
 Other packages import only the names below.
 """
 
-from driftsafe.state.diff import StateDiff, changed_paths, diff_states
+from driftsafe.state.diff import (
+    SENSITIVE,
+    OutputChange,
+    ResourceChange,
+    StateDiff,
+    ValueChange,
+    changed_paths,
+    diff_bodies,
+    diff_states,
+)
 from driftsafe.state.model import TfState, parse_state, state_from_json
 from driftsafe.state.paths import flatten, instance_address, iter_instances, sensitive_paths
 from driftsafe.state.rules import VersionMeta, check_write
 from driftsafe.state.secrets import SecretFinding, scan_bytes, scan_state, scan_text
 
 __all__ = [
+    "SENSITIVE",
+    "OutputChange",
+    "ResourceChange",
     "SecretFinding",
     "StateDiff",
     "TfState",
+    "ValueChange",
     "VersionMeta",
     "changed_paths",
     "check_write",
+    "diff_bodies",
     "diff_states",
     "flatten",
     "instance_address",
