@@ -17,17 +17,21 @@ from driftsafe.state.diff import (
 from driftsafe.state.model import TfState, parse_state, state_from_json
 from driftsafe.state.paths import flatten, instance_address, iter_instances, sensitive_paths
 from driftsafe.state.rules import VersionMeta, check_write
-from driftsafe.state.secrets import SecretFinding, scan_bytes, scan_state, scan_text
+from driftsafe.state.secrets import SecretFinding, SecretPaths, scan_bytes, scan_state, scan_text
+from driftsafe.state.view import ResourceRow, attribute_rows, output_rows, resource_rows
 
 __all__ = [
     "SENSITIVE",
     "OutputChange",
     "ResourceChange",
+    "ResourceRow",
     "SecretFinding",
+    "SecretPaths",
     "StateDiff",
     "TfState",
     "ValueChange",
     "VersionMeta",
+    "attribute_rows",
     "changed_paths",
     "check_write",
     "diff_bodies",
@@ -35,7 +39,9 @@ __all__ = [
     "flatten",
     "instance_address",
     "iter_instances",
+    "output_rows",
     "parse_state",
+    "resource_rows",
     "scan_bytes",
     "scan_state",
     "scan_text",
