@@ -23,6 +23,7 @@ EXPORTED = {
         "ValueChange",
         "VersionMeta",
         "attribute_rows",
+        "change_counts",
         "changed_paths",
         "check_write",
         "diff_bodies",

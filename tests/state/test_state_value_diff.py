@@ -225,3 +225,14 @@ def test_the_cli_shows_replaced_as_replaced_with_values() -> None:
     assert "  ~ output.pw: x -> y" in text
     assert text.endswith("0 added, 0 removed, 0 changed, 1 replaced, 1 output(s) changed.")
     assert "  ~ terraform_data.app" not in render_diff("ws", 1, 2, result)
+
+
+@settings(deadline=None)  # timing varies with the load of a shared CI box
+@given(state_bodies, state_bodies)
+def test_change_counts_agree_with_the_diff(a_body: dict[Any, Any], b_body: dict[Any, Any]) -> None:
+    from driftsafe.state import change_counts
+
+    a, b = json.dumps(make_state(a_body)).encode(), json.dumps(make_state(b_body)).encode()
+    s = diff_bodies(a, b).summary()
+    assert change_counts(a, b) == (s["added"], s["updated"] + s["replaced"], s["removed"])
+    assert change_counts(None, b) == (len(diff_bodies(b"{}", b).added), 0, 0)

@@ -490,3 +490,26 @@ def diff_bodies(old: bytes | bytearray, new: bytes | bytearray) -> StateDiff:
         json.loads(bytes(old_outputs)),
         json.loads(bytes(new_outputs)),
     )
+
+
+def change_counts(old: bytes | bytearray | None, new: bytes | bytearray) -> tuple[int, int, int]:
+    """(added, changed, removed) instances from ``old`` (None: nothing before) to
+    ``new``, by meaning, as :func:`diff_bodies` counts them, without the values."""
+    after, _ = raw_instances(new)
+    if old is None:
+        return len(after), 0, 0
+    before, _ = raw_instances(old)
+    changed = 0
+    for address in before.keys() & after.keys():
+        a, b = before[address], after[address]
+        if a == b:
+            continue
+        old_inst, new_inst = json.loads(bytes(a)), json.loads(bytes(b))
+        changes: list[_Change] = []
+        _walk(_attributes_of(old_inst), _attributes_of(new_inst), (), (), (), changes)
+        changed += bool(changes)
+    return len(after.keys() - before.keys()), changed, len(before.keys() - after.keys())
+
+
+def _attributes_of(instance: Any) -> Any:
+    return instance_attributes(instance) if isinstance(instance, dict) else None

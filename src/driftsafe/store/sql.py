@@ -19,8 +19,8 @@ from driftsafe.store import schema
 from driftsafe.store.crypto import Cipher
 from driftsafe.store.database import libpq_url
 from driftsafe.store.models import SCOPES, Actor, AuditEvent, TokenRecord, WorkspaceSummary
+from driftsafe.store.queries import ConsoleMixin
 from driftsafe.store.recode import recode_versions, reencrypt
-from driftsafe.store.versions import VersionsMixin
 
 log = logging.getLogger("driftsafe.store")
 
@@ -51,8 +51,10 @@ def _token_from_row(row: Any) -> TokenRecord:
     )
 
 
-class SqlStore(VersionsMixin):
+class SqlStore(ConsoleMixin):
     """Everything driftsafe persists. Thread-safe; every method is one transaction."""
+
+    token_record = staticmethod(_token_from_row)  # the console's sessions read tokens
 
     def __init__(self, url: str, cipher: Cipher, *, retention: int = 0) -> None:
         super().__init__(url, cipher, retention=retention)
