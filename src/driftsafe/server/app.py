@@ -17,7 +17,7 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from driftsafe import __version__
-from driftsafe.errors import DriftsafeError, StoreError
+from driftsafe.errors import DriftsafeError, StoreError, TooManyRequests
 from driftsafe.server import api, backend
 from driftsafe.server.context import ServerContext
 from driftsafe.settings import Settings
@@ -66,7 +66,9 @@ def _routes() -> list[Route]:
 
 async def _driftsafe_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, DriftsafeError)
-    headers = {"WWW-Authenticate": 'Basic realm="driftsafe"'} if exc.http_status == 401 else None
+    headers = {"WWW-Authenticate": 'Basic realm="driftsafe"'} if exc.http_status == 401 else {}
+    if isinstance(exc, TooManyRequests):
+        headers["Retry-After"] = str(exc.retry_after)
     return JSONResponse(exc.to_json(), status_code=exc.http_status, headers=headers)
 
 

@@ -16,8 +16,9 @@ from typing import Concatenate, ParamSpec, TypeVar
 import anyio.to_thread
 from starlette.requests import Request
 
-from driftsafe.errors import AuthError, BadRequest, Forbidden, PayloadTooLarge
+from driftsafe.errors import AuthError, BadRequest, Forbidden, PayloadTooLarge, TooManyRequests
 from driftsafe.server.metrics import Metrics
+from driftsafe.server.ratelimit import AuthLimiter
 from driftsafe.server.scanjob import scan_version
 from driftsafe.server.waits import WaitHub
 from driftsafe.settings import Settings
@@ -41,8 +42,12 @@ class ServerContext:
     metrics: Metrics = field(default_factory=Metrics)
     hub: WaitHub = field(default_factory=WaitHub)
     background: set[asyncio.Task[None]] = field(default_factory=set)
+    limiter: AuthLimiter = field(default_factory=AuthLimiter)
 
     _pool: Pool | None = None
+
+    def __post_init__(self) -> None:
+        self.limiter.max_failures = self.settings.auth_failure_limit
 
     def scan_later(self, workspace: str, serial: int) -> None:
         """Scan a stored version for secrets in a worker process, off the request
@@ -100,6 +105,7 @@ class ServerContext:
 
         Basic (password = token, what the backend sends) and Bearer (the API) are
         both accepted everywhere; a failure is audited and counted."""
+        await self.check_rate(request, workspace)
         token = await self._token(request, workspace)
         return await self._admit(request, token, scope, workspace)
 
@@ -115,6 +121,7 @@ class ServerContext:
         """``auth`` then ``func(actor, ...)`` in one worker-thread trip (a trip costs
         about as much as the token lookup); ``func`` runs only for an allowed caller.
         Refusals are audited and counted exactly as ``auth`` does."""
+        await self.check_rate(request, workspace)
         header = request.headers.get("authorization", "")
         secret = None if self.insecure_no_auth else _credentials(header)
         remote = request.client.host if request.client else None
@@ -171,11 +178,44 @@ class ServerContext:
         assert token is not None
         return token
 
+    async def check_rate(self, request: Request, workspace: str | None) -> None:
+        """Refuse (429) any credential from an address with too many recent failures:
+        a guesser gets no answer about any token, right or wrong, until it waits."""
+        if self.insecure_no_auth:
+            return
+        remote = request.client.host if request.client else ""
+        wait = self.limiter.retry_after(remote)
+        if wait is None:
+            return
+        self.metrics.inc("driftsafe_auth_failures_total", reason="rate_limited")
+        if self.limiter.first_refusal(remote):
+            await self.call(
+                self.store.record,
+                "auth",
+                workspace,
+                Actor(None, remote or None),
+                "rate-limited",
+                {
+                    "failures": self.limiter.max_failures,
+                    "window_seconds": self.limiter.window,
+                    "retry_after": wait,
+                    "method": request.method,
+                    "path": request.url.path,
+                },
+            )
+        raise TooManyRequests(
+            f"too many failed authentications from {remote or 'this address'}: "
+            f"try again in {wait} s",
+            retry_after=wait,
+        )
+
     async def _refuse_unknown(
         self, request: Request, workspace: str | None, secret: str | None
     ) -> None:
         remote = request.client.host if request.client else None
         why = "missing credentials" if not secret else "unknown or revoked token"
+        if secret:  # a wrong guess (a request with no credentials guesses nothing)
+            self.limiter.failed(remote or "")
         self.metrics.inc("driftsafe_auth_failures_total", reason="unauthenticated")
         await self.call(
             self.store.record,
