@@ -12,13 +12,13 @@ from typing import Any
 
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.responses import JSONResponse, PlainTextResponse, RedirectResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from driftsafe import __version__
 from driftsafe.errors import DriftsafeError, StoreError, TooManyRequests
-from driftsafe.server import api, backend
+from driftsafe.server import api, backend, ui
 from driftsafe.server.context import ServerContext
 from driftsafe.settings import Settings
 from driftsafe.store import Store
@@ -61,7 +61,14 @@ def _routes() -> list[Route]:
         Route("/api/v1/audit", api.audit, methods=["GET"]),
         Route("/healthz", healthz, methods=["GET"]),
         Route("/metrics", metrics, methods=["GET"]),
+        # The web console (server/ui/): its pages, forms and assets under /ui/.
+        Route("/ui", _to_console, methods=["GET"]),
+        *ui.routes(),
     ]
+
+
+async def _to_console(request: Request) -> Response:
+    return RedirectResponse("/ui/", status_code=308)
 
 
 async def _driftsafe_error(request: Request, exc: Exception) -> Response:
@@ -134,12 +141,15 @@ def _route_label(path: str) -> str:
     for prefix in ("/v1/states/", "/v1/locks/", "/api/v1/workspaces/", "/api/v1/"):
         if path.startswith(prefix):
             return prefix.rstrip("/")
+    if path.startswith("/ui/"):
+        return "/ui"
     return path if path in ("/healthz", "/metrics", "/api/v1/workspaces") else "other"
 
 
 def create_app(settings: Settings, store: Store, *, insecure_no_auth: bool = False) -> ASGIApp:
     """The server for ``store``. The caller owns the store (opens and closes it)."""
     ctx = ServerContext(settings=settings, store=store, insecure_no_auth=insecure_no_auth)
+    console = ui.Console(store)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -151,6 +161,7 @@ def create_app(settings: Settings, store: Store, *, insecure_no_auth: bool = Fal
             yield
         finally:
             unsubscribe()
+            console.close()
             ctx.close()
 
     app = Starlette(
@@ -159,7 +170,8 @@ def create_app(settings: Settings, store: Store, *, insecure_no_auth: bool = Fal
         lifespan=lifespan,
     )
     app.state.ctx = ctx
-    return AccessLog(app, ctx)
+    app.state.console = console
+    return AccessLog(ui.wrap(app, console), ctx)
 
 
 class JsonLogFormatter(logging.Formatter):
