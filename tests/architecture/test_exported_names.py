@@ -27,6 +27,7 @@ EXPORTED = {
         "changed_paths",
         "check_write",
         "diff_bodies",
+        "diff_loaded",
         "diff_states",
         "flatten",
         "instance_address",

@@ -176,6 +176,7 @@ def test_console_in_chromium(browser: Any, srv: Srv, engine: Engine, tmp_path: P
             w = Watch(browser, srv.url, shots)
             w.login(token)
             page = w.page
+            assert page.locator("header .who .badge").first.inner_text() == scope
             assert page.locator("table.list tbody tr").count() == 2
             assert page.get_by_role("link", name=WS).is_visible()
             w.go(f"/ui/workspaces/{HOSTILE_WS}")

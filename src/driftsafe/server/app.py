@@ -19,7 +19,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from driftsafe import __version__
 from driftsafe.errors import DriftsafeError, StoreError, TooManyRequests
 from driftsafe.server import api, backend, ui
-from driftsafe.server.context import ServerContext
+from driftsafe.server.context import ServerContext, tune_malloc
 from driftsafe.settings import Settings
 from driftsafe.store import Store
 
@@ -154,6 +154,7 @@ def create_app(settings: Settings, store: Store, *, insecure_no_auth: bool = Fal
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         ctx.hub.bind(asyncio.get_running_loop())
+        tune_malloc()  # big bodies (states, diffs) go back to the OS when freed
         unsubscribe = store.listen(ctx.hub.wake_threadsafe)
         for workspace, serial in await ctx.call(store.pending_scans):
             ctx.scan_later(workspace, serial)

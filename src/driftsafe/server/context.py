@@ -330,3 +330,24 @@ def release_free_memory() -> None:
     trim = getattr(libc, "malloc_trim", None)
     if trim is not None:  # glibc only
         trim(0)
+
+
+# glibc's M_MMAP_THRESHOLD (mallopt parameter number).
+_M_MMAP_THRESHOLD = -3
+_MMAP_OVER = 1024 * 1024
+
+
+def tune_malloc() -> None:
+    """Serve every allocation over 1 MiB (state bodies) from its own mapping, given back
+    to the OS when freed. glibc otherwise raises that threshold after the first big
+    free, and later bodies land on heaps that keep their pages: a diff of two 20 MiB
+    states then peaked at 4x their size instead of about 2x."""
+    import ctypes
+    import ctypes.util
+
+    name = ctypes.util.find_library("c")
+    if name is None:
+        return
+    mallopt = getattr(ctypes.CDLL(name), "mallopt", None)
+    if mallopt is not None:  # glibc only
+        mallopt(_M_MMAP_THRESHOLD, _MMAP_OVER)

@@ -13,6 +13,7 @@ from driftsafe.state.diff import (
     change_counts,
     changed_paths,
     diff_bodies,
+    diff_loaded,
     diff_states,
 )
 from driftsafe.state.model import TfState, parse_state, state_from_json
@@ -37,6 +38,7 @@ __all__ = [
     "changed_paths",
     "check_write",
     "diff_bodies",
+    "diff_loaded",
     "diff_states",
     "flatten",
     "instance_address",

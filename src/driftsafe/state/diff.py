@@ -17,8 +17,9 @@ the two bodies. :func:`diff_states` does the same on states already decoded.
 
 from __future__ import annotations
 
+import hashlib
 import json
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -381,28 +382,27 @@ def _outputs(old: Any, new: Any, scanner: SecretPaths) -> tuple[OutputChange, ..
 
 
 def _assemble(
-    before: Mapping[str, Any],
-    after: Mapping[str, Any],
-    same: Callable[[Any, Any], bool],
+    added: Iterable[str],
+    removed: Iterable[str],
+    pairs: Iterable[tuple[str, Any, Any]],
     load: Callable[[Any], Mapping[str, Any]],
     old_outputs: Any,
     new_outputs: Any,
 ) -> StateDiff:
+    """The diff from the instances only one side has, and (address, old, new) of those
+    both have whose content may differ (``load`` decodes one)."""
     scanner = SecretPaths()
-    changed: dict[str, tuple[str, ...]] = {}
-    resources: list[ResourceChange] = []
-    for address in sorted(before.keys() & after.keys()):
-        if same(before[address], after[address]):
-            continue
-        found = compare_instances(address, load(before[address]), load(after[address]), scanner)
-        if found is not None:
-            changed[address], change = found
-            resources.append(change)
+    found: list[tuple[str, tuple[str, ...], ResourceChange]] = []
+    for address, old, new in pairs:
+        result = compare_instances(address, load(old), load(new), scanner)
+        if result is not None:
+            found.append((address, *result))
+    found.sort(key=lambda item: item[0])
     return StateDiff(
-        added=tuple(sorted(after.keys() - before.keys())),
-        removed=tuple(sorted(before.keys() - after.keys())),
-        changed=changed,
-        resources=tuple(resources),
+        added=tuple(sorted(added)),
+        removed=tuple(sorted(removed)),
+        changed={address: paths for address, paths, _ in found},
+        resources=tuple(change for _, _, change in found),
         outputs=_outputs(old_outputs, new_outputs, scanner),
     )
 
@@ -410,16 +410,15 @@ def _assemble(
 def diff_states(old: Mapping[str, Any], new: Mapping[str, Any]) -> StateDiff:
     """The difference between two decoded states."""
 
-    def never(_a: Any, _b: Any) -> bool:
-        return False
+    before, after = dict(iter_instances(old)), dict(iter_instances(new))
 
     def itself(instance: Any) -> Mapping[str, Any]:
         return instance  # type: ignore[no-any-return]
 
     return _assemble(
-        dict(iter_instances(old)),
-        dict(iter_instances(new)),
-        never,
+        after.keys() - before.keys(),
+        before.keys() - after.keys(),
+        ((a, before[a], after[a]) for a in before.keys() & after.keys()),
         itself,
         old.get("outputs"),
         new.get("outputs"),
@@ -434,8 +433,8 @@ class _LeanResource(msgspec.Struct):
     instances: list[msgspec.Raw] = []
 
 
-class _LeanBody(msgspec.Struct):
-    resources: list[_LeanResource] = []
+class _Shallow(msgspec.Struct):
+    resources: list[msgspec.Raw] = []
     outputs: msgspec.Raw = msgspec.Raw(b"{}")
 
 
@@ -443,72 +442,127 @@ class _InstanceKey(msgspec.Struct):
     index_key: Any = None
 
 
-def raw_instances(body: bytes | bytearray) -> tuple[dict[str, msgspec.Raw], msgspec.Raw]:
-    """Each instance's address and its bytes (referenced, not parsed nor copied), and
-    the outputs' bytes."""
-    try:
-        lean = msgspec.json.decode(body, type=_LeanBody)
-    except msgspec.ValidationError:
-        # An odd shape (a resource that is not an object...): the tolerant slow path.
-        data = json.loads(body)
-        found = {
-            address: msgspec.Raw(msgspec.json.encode(instance))
-            for address, instance in iter_instances(data if isinstance(data, dict) else {})
-        }
-        outputs = data.get("outputs", {}) if isinstance(data, dict) else {}
-        return found, msgspec.Raw(msgspec.json.encode(outputs))
-    found = {}
-    for res in lean.resources:
+def _each_instance(resources: list[msgspec.Raw]) -> Iterator[tuple[str, msgspec.Raw]]:
+    # One resource decoded at a time: the per-instance objects of a 40,000-resource
+    # state never exist all at once (and odd shapes are skipped, as iter_instances does).
+    for item in resources:
+        try:
+            res = msgspec.json.decode(item, type=_LeanResource)
+        except msgspec.ValidationError:
+            continue
         head = {"module": res.module, "mode": res.mode, "type": res.type, "name": res.name}
         for raw in res.instances:
             try:
                 key = msgspec.json.decode(raw, type=_InstanceKey)
             except msgspec.ValidationError:
-                continue  # not an object: iter_instances skips it too
-            found[instance_address(head, {"index_key": key.index_key})] = raw
-    return found, lean.outputs
+                continue
+            yield instance_address(head, {"index_key": key.index_key}), raw
+
+
+def iter_raw_instances(
+    body: bytes | bytearray,
+) -> tuple[Iterator[tuple[str, msgspec.Raw]], msgspec.Raw]:
+    """Each instance's address and bytes (referenced in ``body``, not parsed, not
+    copied), lazily, and the outputs' bytes."""
+    try:
+        lean = msgspec.json.decode(body, type=_Shallow)
+    except msgspec.ValidationError:
+        # 'resources' that is not a list and the like: the tolerant slow path.
+        data = json.loads(body)
+        data = data if isinstance(data, dict) else {}
+        found = (
+            (address, msgspec.Raw(msgspec.json.encode(instance)))
+            for address, instance in iter_instances(data)
+        )
+        return found, msgspec.Raw(msgspec.json.encode(data.get("outputs", {})))
+    return _each_instance(lean.resources), lean.outputs
+
+
+def raw_instances(body: bytes | bytearray) -> tuple[dict[str, msgspec.Raw], msgspec.Raw]:
+    found, outputs = iter_raw_instances(body)
+    return dict(found), outputs
 
 
 def diff_bodies(old: bytes | bytearray, new: bytes | bytearray) -> StateDiff:
     """The difference between two state bodies (JSON bytes), parsing only the instances
     whose bytes differ."""
-    before, old_outputs = raw_instances(old)
-    after, new_outputs = raw_instances(new)
+    return diff_loaded(lambda: old, lambda: new)
 
-    def same(a: msgspec.Raw, b: msgspec.Raw) -> bool:
-        return bool(a == b)
 
-    def load(raw: msgspec.Raw) -> Mapping[str, Any]:
-        value = json.loads(bytes(raw))
+def _digest(raw: msgspec.Raw) -> bytes:
+    return hashlib.blake2b(raw, digest_size=16).digest()
+
+
+def diff_loaded(
+    load_old: Callable[[], bytes | bytearray], load_new: Callable[[], bytes | bytearray]
+) -> StateDiff:
+    """:func:`diff_bodies` for bodies read on demand (e.g. from a store), holding at
+    most one whole body at a time (see :func:`_differing`)."""
+    added, removed, pairs, outputs = _differing(load_old, load_new)
+
+    def load(raw: bytes) -> Mapping[str, Any]:
+        value = json.loads(raw)
         return value if isinstance(value, dict) else {}
 
-    return _assemble(
-        before,
-        after,
-        same,
-        load,
-        json.loads(bytes(old_outputs)),
-        json.loads(bytes(new_outputs)),
-    )
+    return _assemble(added, removed, pairs, load, *outputs)
 
 
-def change_counts(old: bytes | bytearray | None, new: bytes | bytearray) -> tuple[int, int, int]:
-    """(added, changed, removed) instances from ``old`` (None: nothing before) to
-    ``new``, by meaning, as :func:`diff_bodies` counts them, without the values."""
-    after, _ = raw_instances(new)
-    if old is None:
-        return len(after), 0, 0
-    before, _ = raw_instances(old)
+def _differing(
+    load_old: Callable[[], bytes | bytearray], load_new: Callable[[], bytes | bytearray]
+) -> tuple[list[str], list[str], list[tuple[str, bytes, bytes]], tuple[Any, Any]]:
+    """(added, removed, (address, old bytes, new bytes) of the instances both have whose
+    bytes differ, (old outputs, new outputs)). The old body is read once for the
+    digests of its instances, the new one is compared against them, and the old one is
+    read again only when some instance both have differs, for those instances' bytes."""
+    body = load_old()
+    found, raw_outputs = iter_raw_instances(body)
+    digests = {address: _digest(raw) for address, raw in found}
+    old_outputs = json.loads(bytes(raw_outputs))
+    del body, found, raw_outputs
+    body = load_new()
+    found, raw_outputs = iter_raw_instances(body)
+    seen: set[str] = set()
+    differ: dict[str, bytes] = {}
+    for address, raw in found:
+        seen.add(address)
+        if digests.get(address) == _digest(raw):
+            differ.pop(address, None)  # a duplicate address: the last one counts
+        else:
+            differ[address] = bytes(raw)
+    new_outputs = json.loads(bytes(raw_outputs))
+    del body, found, raw_outputs
+    added = [a for a in differ if a not in digests]
+    for address in added:
+        del differ[address]
+    removed = [a for a in digests if a not in seen]
+    del seen, digests
+    before: dict[str, bytes] = {}
+    if differ:
+        body = load_old()
+        found, _ = iter_raw_instances(body)
+        before = {address: bytes(raw) for address, raw in found if address in differ}
+        del body, found
+    pairs = [(a, before[a], raw) for a, raw in differ.items()]
+    return added, removed, pairs, (old_outputs, new_outputs)
+
+
+def change_counts(
+    load_old: Callable[[], bytes | bytearray] | None, load_new: Callable[[], bytes | bytearray]
+) -> tuple[int, int, int]:
+    """(added, changed, removed) instances from the old body (None: nothing before) to
+    the new one, by meaning, as :func:`diff_bodies` counts them, without the values;
+    one whole body in memory at a time."""
+    if load_old is None:
+        body = load_new()
+        found, _ = iter_raw_instances(body)
+        return len({address for address, _ in found}), 0, 0
+    added, removed, pairs, _ = _differing(load_old, load_new)
     changed = 0
-    for address in before.keys() & after.keys():
-        a, b = before[address], after[address]
-        if a == b:
-            continue
-        old_inst, new_inst = json.loads(bytes(a)), json.loads(bytes(b))
+    for _, old, new in pairs:
         changes: list[_Change] = []
-        _walk(_attributes_of(old_inst), _attributes_of(new_inst), (), (), (), changes)
+        _walk(_attributes_of(json.loads(old)), _attributes_of(json.loads(new)), (), (), (), changes)
         changed += bool(changes)
-    return len(after.keys() - before.keys()), changed, len(before.keys() - after.keys())
+    return len(added), changed, len(removed)
 
 
 def _attributes_of(instance: Any) -> Any:

@@ -370,11 +370,17 @@ class ConsoleMixin(VersionsMixin):
                     _V.c.workspace == workspace, _V.c.serial < serial
                 )
             ).scalar()
-        _, body = self.get_version(workspace, serial)
-        old = self.get_version(workspace, int(previous))[1] if previous is not None else None
-        added, changed, removed = change_counts(old, body)
-        del old
-        tf_version = _terraform_version(body)
+        tf_version = _terraform_version(self.get_version(workspace, serial)[1])
+        before = None
+        if previous is not None:
+            older = int(previous)
+
+            def before() -> bytes:
+                return self.get_version(workspace, older)[1]
+
+        added, changed, removed = change_counts(
+            before, lambda: self.get_version(workspace, serial)[1]
+        )
         info = VersionInfo(tf_version, added, changed, removed, previous)
         with self.write_tx() as conn:
             conn.execute(

@@ -10,11 +10,11 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from driftsafe.errors import BadRequest, NotFound
-from driftsafe.server.context import workspace_name
+from driftsafe.server.context import release_free_memory, workspace_name
 from driftsafe.server.ui import charts
 from driftsafe.server.ui.console import console_of
 from driftsafe.server.ui.session import Viewer, ctx_of, page, render, visible
-from driftsafe.state import SecretPaths, attribute_rows, diff_bodies, output_rows, resource_rows
+from driftsafe.state import SecretPaths, attribute_rows, diff_loaded, output_rows, resource_rows
 from driftsafe.store import AuditFilter, Page, WorkspaceRow
 
 PAGE = 50
@@ -293,11 +293,14 @@ async def diff_values(request: Request, ws: str, old: int, new: int) -> dict[str
     ctx = ctx_of(request)
 
     def build() -> dict[str, Any]:
-        _, before = ctx.store.get_version(ws, old)
-        _, after = ctx.store.get_version(ws, new)
-        return {"diff": diff_bodies(before, after), "old": old, "new": new}
+        found = diff_loaded(
+            lambda: ctx.store.get_version(ws, old)[1], lambda: ctx.store.get_version(ws, new)[1]
+        )
+        return {"diff": found, "old": old, "new": new}
 
-    return await ctx.call(build)
+    result = await ctx.call(build)
+    await ctx.call(release_free_memory)
+    return result
 
 
 @page
