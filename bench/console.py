@@ -302,8 +302,9 @@ def report(r: dict[str, Any]) -> None:
         res = r[db]
         f = res["fill"]
         print(
-            f"\n{db}: filled {f['fill_versions_s']:.0f} s (versions), {f['fill_workspaces_s']:.0f} s "
-            f"(workspaces), {f['fill_big_s']:.0f} s (two {f['state_bytes'] / 2**20:.1f} MiB states)"
+            f"\n{db}: filled {f['fill_versions_s']:.0f} s (versions), "
+            f"{f['fill_workspaces_s']:.0f} s (workspaces), "
+            f"{f['fill_big_s']:.0f} s (two {f['state_bytes'] / 2**20:.1f} MiB states)"
         )
         for name, p in res["pages"].items():
             verdict = ""
@@ -317,7 +318,8 @@ def report(r: dict[str, Any]) -> None:
         d = res["diff"]
         ok = d["first_s"] < 2 and d["growth_over_size"] < 3
         print(
-            f"  diff page, {d['state_mib']} MiB state: {d['first_s']:.2f} s (again {d['again_s']:.2f} s), "
+            f"  diff page, {d['state_mib']} MiB state: {d['first_s']:.2f} s "
+            f"(again {d['again_s']:.2f} s), "
             f"RSS {d['idle_rss_mib']:.0f} -> peak {d['peak_rss_mib']:.0f} MiB: growth "
             f"{d['growth_over_size']:.2f}x the state size"
             + ("  ok (<2 s, <3x)" if ok else "  OVER TARGET")
