@@ -282,20 +282,22 @@ def main() -> None:
     os.environ.update(env)
     results: dict[str, Any] = {"load": os.getloadavg()[0]}
     results["sqlite"] = run(f"sqlite:///{base / 'console.db'}", env, args)
+    if not args.json:
+        report(results)  # now: the PostgreSQL part takes a while
     if args.pg:
         schema = f"bench_{uuid.uuid4().hex[:8]}"
         try:
             results["postgresql"] = run(pg_schema_url(args.pg, schema), env, args)
         finally:
             drop_schema(args.pg, schema)
+        if not args.json:
+            report({"load": os.getloadavg()[0], "postgresql": results["postgresql"]})
     if args.json:
         print(json.dumps(results, indent=2))
-        return
-    report(results)
 
 
 def report(r: dict[str, Any]) -> None:
-    print(f"console bench (1-min load average at start: {r['load']:.1f})")
+    print(f"console bench (1-min load average: {r['load']:.1f})")
     for db in ("sqlite", "postgresql"):
         if db not in r:
             continue
