@@ -294,3 +294,65 @@ async def test_failed_logins_and_api_failures_share_one_rate_limit(app_srv: AppS
     assert len(events) == 1  # audited once per block, not once per refused request
     failed = [e for e in app_srv.store.audit_events(None, 50) if e.action == "login"]
     assert [e.outcome for e in failed] == ["unauthenticated", "unauthenticated"]
+
+
+async def test_the_session_cookie_is_secure_under_tls(app_srv: AppSrv) -> None:
+    import httpx as _httpx
+
+    c = _httpx.AsyncClient(
+        transport=_httpx.ASGITransport(app=app_srv.app),  # type: ignore[arg-type]
+        base_url="https://driftsafe.test",
+    )
+    async with c:
+        answer = await c.post("/ui/login", data={"token": app_srv.reader})
+        assert answer.status_code == 303
+        assert "Secure" in answer.headers["set-cookie"]
+
+
+async def test_the_lock_panel_answers_when_the_lock_changes(app_srv: AppSrv) -> None:
+    import anyio
+
+    lock_id = seed(app_srv)
+    c = client(app_srv)
+    await login(c, app_srv.reader)
+    now = await c.get(f"/ui/workspaces/{WS}/lock")
+    assert now.headers["x-lock-id"] == lock_id
+    assert_safe(now.text)
+    answers: list[httpx.Response] = []
+
+    async def wait() -> None:
+        answers.append(await c.get(f"/ui/workspaces/{WS}/lock", params={"since": lock_id}))
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(wait)
+        await anyio.sleep(0.3)
+        assert answers == []  # still waiting: the lock has not changed
+        await anyio.to_thread.run_sync(
+            lambda: app_srv.store.release_lock(WS, lock_id, Actor("writer"))
+        )
+    (answer,) = answers
+    assert answer.headers["x-lock-id"] == "" and "Not locked" in answer.text
+    hidden = client(app_srv)
+    _, secret = app_srv.store.create_token("b-only", "read", "team-b/*")
+    await login(hidden, secret)
+    assert (await hidden.get(f"/ui/workspaces/{WS}/lock")).status_code == 404
+
+
+async def test_bad_input_is_a_page_not_a_traceback(app_srv: AppSrv) -> None:
+    seed(app_srv)
+    c = client(app_srv)
+    await login(c, app_srv.reader)
+    for path, status in (
+        (f"/ui/workspaces/{WS}?tab=nope", 400),
+        (f"/ui/workspaces/{WS}/versions/x", 400),
+        (f"/ui/workspaces/{WS}/versions/99", 404),
+        (f"/ui/workspaces/{WS}/diff?from=1", 400),
+        (f"/ui/workspaces/{WS}/diff?from=1&to=99", 404),
+        (f"/ui/workspaces/{WS}?tab=versions&next=abc", 400),
+        ("/ui/audit?since=yesterday", 400),
+        (f"/ui/workspaces/{WS}/versions/1?resource=nope", 404),
+    ):
+        answer = await c.get(path)
+        assert answer.status_code == status, (path, answer.text[:300])
+        assert answer.headers["content-type"].startswith("text/html")
+        assert "Traceback" not in answer.text
