@@ -19,17 +19,17 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import msgspec
 
+from driftsafe.state.lean import iter_raw_instances
 from driftsafe.state.paths import (
     Path,
     covering,
     format_path,
-    instance_address,
     instance_attributes,
     iter_instances,
     sensitive_paths,
@@ -425,64 +425,6 @@ def diff_states(old: Mapping[str, Any], new: Mapping[str, Any]) -> StateDiff:
     )
 
 
-class _LeanResource(msgspec.Struct):
-    module: Any = None
-    mode: Any = None
-    type: Any = "?"
-    name: Any = "?"
-    instances: list[msgspec.Raw] = []
-
-
-class _Shallow(msgspec.Struct):
-    resources: list[msgspec.Raw] = []
-    outputs: msgspec.Raw = msgspec.Raw(b"{}")
-
-
-class _InstanceKey(msgspec.Struct):
-    index_key: Any = None
-
-
-def _each_instance(resources: list[msgspec.Raw]) -> Iterator[tuple[str, msgspec.Raw]]:
-    # One resource decoded at a time: the per-instance objects of a 40,000-resource
-    # state never exist all at once (and odd shapes are skipped, as iter_instances does).
-    for item in resources:
-        try:
-            res = msgspec.json.decode(item, type=_LeanResource)
-        except msgspec.ValidationError:
-            continue
-        head = {"module": res.module, "mode": res.mode, "type": res.type, "name": res.name}
-        for raw in res.instances:
-            try:
-                key = msgspec.json.decode(raw, type=_InstanceKey)
-            except msgspec.ValidationError:
-                continue
-            yield instance_address(head, {"index_key": key.index_key}), raw
-
-
-def iter_raw_instances(
-    body: bytes | bytearray,
-) -> tuple[Iterator[tuple[str, msgspec.Raw]], msgspec.Raw]:
-    """Each instance's address and bytes (referenced in ``body``, not parsed, not
-    copied), lazily, and the outputs' bytes."""
-    try:
-        lean = msgspec.json.decode(body, type=_Shallow)
-    except msgspec.ValidationError:
-        # 'resources' that is not a list and the like: the tolerant slow path.
-        data = json.loads(body)
-        data = data if isinstance(data, dict) else {}
-        found = (
-            (address, msgspec.Raw(msgspec.json.encode(instance)))
-            for address, instance in iter_instances(data)
-        )
-        return found, msgspec.Raw(msgspec.json.encode(data.get("outputs", {})))
-    return _each_instance(lean.resources), lean.outputs
-
-
-def raw_instances(body: bytes | bytearray) -> tuple[dict[str, msgspec.Raw], msgspec.Raw]:
-    found, outputs = iter_raw_instances(body)
-    return dict(found), outputs
-
-
 def diff_bodies(old: bytes | bytearray, new: bytes | bytearray) -> StateDiff:
     """The difference between two state bodies (JSON bytes), parsing only the instances
     whose bytes differ."""
@@ -516,14 +458,14 @@ def _differing(
     read again only when some instance both have differs, for those instances' bytes."""
     body = load_old()
     found, raw_outputs = iter_raw_instances(body)
-    digests = {address: _digest(raw) for address, raw in found}
+    digests = {address: _digest(raw) for address, _, raw in found}
     old_outputs = json.loads(bytes(raw_outputs))
     del body, found, raw_outputs
     body = load_new()
     found, raw_outputs = iter_raw_instances(body)
     seen: set[str] = set()
     differ: dict[str, bytes] = {}
-    for address, raw in found:
+    for address, _, raw in found:
         seen.add(address)
         if digests.get(address) == _digest(raw):
             differ.pop(address, None)  # a duplicate address: the last one counts
@@ -540,7 +482,7 @@ def _differing(
     if differ:
         body = load_old()
         found, _ = iter_raw_instances(body)
-        before = {address: bytes(raw) for address, raw in found if address in differ}
+        before = {address: bytes(raw) for address, _, raw in found if address in differ}
         del body, found
     pairs = [(a, before[a], raw) for a, raw in differ.items()]
     return added, removed, pairs, (old_outputs, new_outputs)
@@ -555,7 +497,7 @@ def change_counts(
     if load_old is None:
         body = load_new()
         found, _ = iter_raw_instances(body)
-        return len({address for address, _ in found}), 0, 0
+        return len({item.address for item in found}), 0, 0
     added, removed, pairs, _ = _differing(load_old, load_new)
     changed = 0
     for _, old, new in pairs:

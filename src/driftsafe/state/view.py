@@ -12,7 +12,8 @@ from typing import Any
 import msgspec
 
 from driftsafe.state.diff import SENSITIVE, is_typed_value, shown_value
-from driftsafe.state.paths import Path, covering, format_path, instance_address
+from driftsafe.state.lean import iter_raw_instances
+from driftsafe.state.paths import Path, covering, format_path
 from driftsafe.state.secrets import SecretPaths
 
 
@@ -32,66 +33,22 @@ class ResourceRow:
         return value if isinstance(value, dict) else {}
 
 
-class _Resource(msgspec.Struct):
-    module: Any = None
-    mode: Any = "managed"
-    type: Any = "?"
-    name: Any = "?"
-    instances: list[msgspec.Raw] = []
-
-
-class _Body(msgspec.Struct):
-    resources: list[_Resource] = []
-    outputs: msgspec.Raw = msgspec.Raw(b"{}")
-
-
-class _Key(msgspec.Struct):
-    index_key: Any = None
-
-
 def resource_rows(body: bytes | bytearray) -> tuple[list[ResourceRow], dict[str, Any]]:
     """Every instance of a state body in state order, and the outputs (decoded). The
     instances are not parsed: a 20 MiB state costs its bytes and a row per instance."""
-    try:
-        lean = msgspec.json.decode(body, type=_Body)
-    except msgspec.ValidationError:
-        return _tolerant(body)
-    rows: list[ResourceRow] = []
-    for res in lean.resources:
-        head = {"module": res.module, "mode": res.mode, "type": res.type, "name": res.name}
-        for raw in res.instances:
-            try:
-                key = msgspec.json.decode(raw, type=_Key)
-            except msgspec.ValidationError:
-                continue  # not an object
-            rows.append(_row(head, {"index_key": key.index_key}, raw))
-    outputs = json.loads(bytes(lean.outputs))
-    return rows, outputs if isinstance(outputs, dict) else {}
-
-
-def _row(head: Mapping[str, Any], instance: Mapping[str, Any], raw: msgspec.Raw) -> ResourceRow:
-    return ResourceRow(
-        address=instance_address(head, instance),
-        module=str(head.get("module") or ""),
-        mode=str(head.get("mode") or "managed"),
-        type=str(head.get("type")),
-        name=str(head.get("name")),
-        raw=raw,
-    )
-
-
-def _tolerant(body: bytes | bytearray) -> tuple[list[ResourceRow], dict[str, Any]]:
-    # Odd shapes (a resource that is not an object...), as iter_instances tolerates them.
-    data = json.loads(body)
-    data = data if isinstance(data, dict) else {}
-    rows = []
-    for res in data.get("resources") or []:
-        if not isinstance(res, dict) or not isinstance(res.get("instances"), list):
-            continue
-        for instance in res["instances"]:
-            if isinstance(instance, dict):
-                rows.append(_row(res, instance, msgspec.Raw(msgspec.json.encode(instance))))
-    outputs = data.get("outputs")
+    found, raw_outputs = iter_raw_instances(body)
+    rows = [
+        ResourceRow(
+            address=item.address,
+            module=str(item.head.get("module") or ""),
+            mode=str(item.head.get("mode") or "managed"),
+            type=str(item.head.get("type")),
+            name=str(item.head.get("name")),
+            raw=item.raw,
+        )
+        for item in found
+    ]
+    outputs = json.loads(bytes(raw_outputs))
     return rows, outputs if isinstance(outputs, dict) else {}
 
 

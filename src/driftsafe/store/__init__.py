@@ -23,12 +23,12 @@ from driftsafe.store.queries import (
     AuditFilter,
     DriftSummary,
     Page,
-    UiSession,
     VersionInfo,
     VersionRow,
     WorkspaceRow,
 )
 from driftsafe.store.rotate import RotateResult, rotate_key
+from driftsafe.store.sessions import UiSession
 from driftsafe.store.sql import SqlStore
 from driftsafe.store.verify import Problem, VerifyReport, verify_database, verify_store
 

@@ -24,10 +24,10 @@ from driftsafe.store.queries import (
     AuditFilter,
     DriftSummary,
     Page,
-    UiSession,
     VersionInfo,
     WorkspaceRow,
 )
+from driftsafe.store.sessions import UiSession
 from driftsafe.store.versions import Sealed
 
 

@@ -5,11 +5,9 @@ the first page as deep in 20,000 versions, and never decodes a state per row."""
 from __future__ import annotations
 
 import fnmatch
-import hashlib
 import json
-import secrets
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,7 +20,8 @@ from driftsafe.errors import Conflict, NotFound
 from driftsafe.state import change_counts
 from driftsafe.store import schema
 from driftsafe.store.locks import lock_from_row
-from driftsafe.store.models import Actor, AuditEvent, LockRecord, TokenRecord, VersionRecord
+from driftsafe.store.models import Actor, AuditEvent, LockRecord, VersionRecord
+from driftsafe.store.sessions import SessionsMixin
 from driftsafe.store.versions import PENDING, VersionsMixin, version_from_row
 
 _V, _W, _L = schema.versions, schema.workspaces, schema.locks
@@ -140,15 +139,6 @@ def _keyset(
 
 
 @dataclass(frozen=True)
-class UiSession:
-    id: str
-    token: TokenRecord
-    csrf: str
-    created_at: float
-    seen_at: float
-
-
-@dataclass(frozen=True)
 class AuditFilter:
     workspace: str | None = None
     action: str | None = None
@@ -178,10 +168,6 @@ def glob_to_like(glob: str) -> str | None:
     return "".join(out)
 
 
-def _hash(secret: str) -> str:
-    return hashlib.sha256(secret.encode()).hexdigest()
-
-
 def _info(row: Any) -> VersionInfo | None:
     if getattr(row, "terraform_version", None) is None:
         return None
@@ -194,11 +180,8 @@ def _info(row: Any) -> VersionInfo | None:
     )
 
 
-class ConsoleMixin(VersionsMixin):
+class ConsoleMixin(SessionsMixin, VersionsMixin):
     """Console reads. Every method takes the reader's workspace glob where it lists."""
-
-    # The token code's row reader (sql.py), so a session's token reads as any token.
-    token_record: Callable[[Any], TokenRecord]
 
     def _drift_status(self) -> Any:
         if self.is_postgres:
@@ -281,28 +264,42 @@ class ConsoleMixin(VersionsMixin):
     def _workspace_rows(self, conn: Connection, names: list[str]) -> list[WorkspaceRow]:
         if not names:
             return []
-        v2 = _V.alias("v2")
-        latest_serial = (
-            sa.select(sa.func.max(_V.c.serial)).where(_V.c.workspace == v2.c.workspace)
-        ).scalar_subquery()
-        versions = conn.execute(
-            sa.select(*[v2.c[c.name] for c in _META], *[_I.c[n] for n in _INFO])
-            .select_from(v2.outerjoin(_I, _info_join(v2)))
-            .where(v2.c.workspace.in_(names), v2.c.serial == latest_serial)
+        # The newest serial of each, one backward index step per workspace (a max() over
+        # a workspace's rows, as PostgreSQL plans it, would read all 20,000 of them).
+        newest = (
+            sa.select(_V.c.serial)
+            .where(_V.c.workspace == _W.c.name)
+            .order_by(_V.c.serial.desc())
+            .limit(1)
+            .scalar_subquery()
         )
-        latest = {row.workspace: row for row in versions}
+        keys = [
+            (name, int(serial))
+            for name, serial in conn.execute(
+                sa.select(_W.c.name, newest).where(_W.c.name.in_(names))
+            )
+            if serial is not None
+        ]
+        latest = {}
+        if keys:
+            versions = conn.execute(
+                sa.select(*_META, *[_I.c[n] for n in _INFO])
+                .select_from(_V.outerjoin(_I, _info_join(_V)))
+                .where(sa.tuple_(_V.c.workspace, _V.c.serial).in_(keys))
+            )
+            latest = {row.workspace: row for row in versions}
         locks = {
             row.workspace: lock_from_row(row)
             for row in conn.execute(sa.select(_L).where(_L.c.workspace.in_(names)))
         }
-        newest = (
+        newest_reports = (
             sa.select(sa.func.max(_D.c.id))
             .where(_D.c.workspace.in_(names))
             .group_by(_D.c.workspace)
         )
         drift = {
             row.workspace: _drift_summary(row.id, row.created_at, row.report)
-            for row in conn.execute(sa.select(_D).where(_D.c.id.in_(newest)))
+            for row in conn.execute(sa.select(_D).where(_D.c.id.in_(newest_reports)))
         }
         return [
             WorkspaceRow(
@@ -397,58 +394,6 @@ class ConsoleMixin(VersionsMixin):
                 },
             )
         return info
-
-    # sessions --------------------------------------------------------------------
-
-    def create_session(
-        self, token: TokenRecord, remote: str | None, idle: float
-    ) -> tuple[str, str]:
-        """A new console session for ``token``: (cookie secret, CSRF token). Sessions
-        idle longer than ``idle`` seconds are dropped on the way."""
-        secret, csrf, now = secrets.token_urlsafe(32), secrets.token_urlsafe(32), time.time()
-        with self.write_tx() as conn:
-            conn.execute(_S.delete().where(_S.c.seen_at < now - idle))
-            conn.execute(
-                _S.insert().values(
-                    id=_hash(secret),
-                    token_id=token.id,
-                    csrf=csrf,
-                    created_at=now,
-                    seen_at=now,
-                    remote_addr=remote,
-                )
-            )
-            self.audit_in(conn, "login", None, Actor(token.name, remote), "ok", {}, now=now)
-        return secret, csrf
-
-    def session(self, secret: str, idle: float, *, touch_after: float = 60.0) -> UiSession | None:
-        """The live session of a cookie secret (its token still valid), or None. Using
-        it counts as activity (recorded at most every ``touch_after`` seconds)."""
-        now = time.time()
-        with self.read_tx() as conn:
-            row = conn.execute(
-                sa.select(_S, _T.c.id.label("tid"))
-                .add_columns(*[_T.c[c.name].label(f"t_{c.name}") for c in _T.c])
-                .select_from(_S.join(_T, _T.c.id == _S.c.token_id))
-                .where(_S.c.id == _hash(secret))
-            ).first()
-        if row is None:
-            return None
-        if row.seen_at < now - idle:
-            self.end_session(secret)
-            return None
-        token = self.token_record(
-            _Prefixed(row, "t_")  # the tokens columns, as the token code reads them
-        )
-        if now - row.seen_at > touch_after:
-            with self.write_tx() as conn:
-                conn.execute(_S.update().where(_S.c.id == row.id).values(seen_at=now))
-        return UiSession(row.id, token, row.csrf, row.created_at, row.seen_at)
-
-    def end_session(self, secret: str) -> bool:
-        with self.write_tx() as conn:
-            gone = conn.execute(_S.delete().where(_S.c.id == _hash(secret)))
-            return bool(gone.rowcount)
 
     # locks -----------------------------------------------------------------------
 
@@ -566,16 +511,6 @@ class ConsoleMixin(VersionsMixin):
         )
         with self.read_tx() as conn:
             return [_drift_summary(r.id, r.created_at, r.report) for r in conn.execute(query)]
-
-
-class _Prefixed:
-    """Attribute access to the ``prefix``-labelled columns of a row."""
-
-    def __init__(self, row: Any, prefix: str) -> None:
-        self._row, self._prefix = row, prefix
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._row, self._prefix + name)
 
 
 def _event(row: Any) -> AuditEvent:
