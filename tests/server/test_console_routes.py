@@ -316,12 +316,13 @@ async def test_the_lock_panel_answers_when_the_lock_changes(app_srv: AppSrv) -> 
     c = client(app_srv)
     await login(c, app_srv.reader)
     now = await c.get(f"/ui/workspaces/{WS}/lock")
-    assert now.headers["x-lock-id"] == lock_id
+    key = now.headers["x-lock-key"]
+    assert key and lock_id in now.text
     assert_safe(now.text)
     answers: list[httpx.Response] = []
 
     async def wait() -> None:
-        answers.append(await c.get(f"/ui/workspaces/{WS}/lock", params={"since": lock_id}))
+        answers.append(await c.get(f"/ui/workspaces/{WS}/lock", params={"since": key}))
 
     async with anyio.create_task_group() as tg:
         tg.start_soon(wait)
@@ -331,7 +332,7 @@ async def test_the_lock_panel_answers_when_the_lock_changes(app_srv: AppSrv) -> 
             lambda: app_srv.store.release_lock(WS, lock_id, Actor("writer"))
         )
     (answer,) = answers
-    assert answer.headers["x-lock-id"] == "" and "Not locked" in answer.text
+    assert answer.headers["x-lock-key"] == "" and "Not locked" in answer.text
     hidden = client(app_srv)
     _, secret = app_srv.store.create_token("b-only", "read", "team-b/*")
     await login(hidden, secret)
@@ -356,3 +357,23 @@ async def test_bad_input_is_a_page_not_a_traceback(app_srv: AppSrv) -> None:
         assert answer.status_code == status, (path, answer.text[:300])
         assert answer.headers["content-type"].startswith("text/html")
         assert "Traceback" not in answer.text
+
+
+async def test_a_hostile_lock_id_is_escaped_and_never_a_header(app_srv: AppSrv) -> None:
+    put(app_srv.store, "odd/ws", 1)
+    hostile_id = "<script>alert(1)</script>\r\nSet-Cookie: x=1 ✓"
+    held = app_srv.store.acquire_lock("odd/ws", lock_info(hostile_id), Actor("writer"))
+    assert held is not None and held.acquired
+    c = client(app_srv)
+    await login(c, app_srv.admin)
+    page = await c.get("/ui/workspaces/odd/ws")
+    panel = await c.get("/ui/workspaces/odd/ws/lock")
+    for answer in (page, panel):
+        assert answer.status_code == 200
+        assert "<script>alert" not in answer.text and "set-cookie" not in answer.headers
+    assert len(panel.headers["x-lock-key"]) == 20
+    csrf = csrf_of(page.text)
+    done = await c.post(
+        "/ui/workspaces/odd/ws/unlock", data={"csrf_token": csrf, "confirm": hostile_id}
+    )
+    assert done.status_code == 303 and app_srv.store.get_lock("odd/ws") is None

@@ -43,9 +43,12 @@ async def unlock(request: Request, viewer: Viewer, fields: dict[str, str]) -> Re
     if not viewer.can("admin", ws):
         await _refused(request, viewer, ws, "force-unlock")
         _admin(viewer, ws, "force-unlock")
-    typed = fields.get("confirm", "").strip()
-    if not typed:
+    typed = fields.get("confirm", "")
+    if not typed.strip():
         raise BadRequest("type the lock ID to confirm the force-unlock")
+    held = await ctx.call(ctx.store.get_lock, ws)
+    if held is not None and held.id != typed and held.id == typed.strip():
+        typed = typed.strip()  # pasted with a space around it
     released = await ctx.call(ctx.store.force_unlock, ws, typed, viewer.actor(ws))
     ctx.metrics.inc("driftsafe_locks_total", outcome="force_released")
     ctx.metrics.observe("driftsafe_lock_hold_seconds", max(0.0, time.time() - released.acquired_at))

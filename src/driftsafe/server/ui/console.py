@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import logging
 import queue
 import threading
@@ -133,7 +134,7 @@ class Console:
     async def wait_for_change(
         self, ctx: ServerContext, ws: str, since: str | None, request: Request
     ) -> LockRecord | None:
-        """The lock on ``ws`` once its ID differs from ``since`` ("" = unlocked), or
+        """The lock on ``ws`` once its key (:func:`lock_key`) differs from ``since``, or
         after PANEL_WAIT. A release wakes this at once (in this process, or through
         PostgreSQL's NOTIFY from another); a new lock is seen within a second."""
         deadline = time.monotonic() + PANEL_WAIT
@@ -141,7 +142,7 @@ class Console:
             event = ctx.hub.subscribe(ws)
             try:
                 held = await ctx.call(ctx.store.get_lock, ws)
-                current = held.id if held else ""
+                current = lock_key(held)
                 remaining = deadline - time.monotonic()
                 if since is None or current != since or remaining <= 0:
                     return held
@@ -187,3 +188,11 @@ class Activity:
         token = scope.get("state", {}).get("token")
         if token is not None and status < 400:
             self.console.saw(path[len(prefix) :], token.name)
+
+
+def lock_key(lock: LockRecord | None) -> str:
+    """What the live panel compares: a digest of the holder's lock ID ("" when free). A
+    lock ID is whatever the client sent; a digest is always safe in a header."""
+    if lock is None:
+        return ""
+    return hashlib.sha256(f"{lock.id}\x00{lock.acquired_at}".encode()).hexdigest()[:20]

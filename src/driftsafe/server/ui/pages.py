@@ -12,7 +12,7 @@ from starlette.responses import Response
 from driftsafe.errors import BadRequest, NotFound
 from driftsafe.server.context import release_free_memory, workspace_name
 from driftsafe.server.ui import charts
-from driftsafe.server.ui.console import console_of
+from driftsafe.server.ui.console import console_of, lock_key
 from driftsafe.server.ui.session import Viewer, ctx_of, page, render, visible
 from driftsafe.state import SecretPaths, attribute_rows, diff_loaded, output_rows, resource_rows
 from driftsafe.store import AuditFilter, Page, WorkspaceRow
@@ -124,13 +124,14 @@ async def workspace(request: Request, viewer: Viewer) -> Response:
         tab=tab,
         tabs=TABS,
         lock=await console.lock_view(ctx, ws, row.lock),
+        lock_key=lock_key(row.lock),
         **values,
     )
 
 
 async def lock_panel(request: Request) -> Response:
-    """The lock panel alone, for the live refresh: ``?since=`` is the lock ID the page
-    shows (empty: none); the answer waits (up to 20 s) for a change."""
+    """The lock panel alone, for the live refresh: ``?since=`` is the key of the lock
+    the page shows (empty: none); the answer waits (up to 20 s) for a change."""
 
     async def show(request: Request, viewer: Viewer) -> Response:
         ctx = ctx_of(request)
@@ -146,8 +147,9 @@ async def lock_panel(request: Request) -> Response:
             "_lock.html",
             ws=ws,
             lock=await console.lock_view(ctx, ws, held),
+            lock_key=lock_key(held),
         )
-        response.headers["X-Lock-Id"] = held.id if held else ""
+        response.headers["X-Lock-Key"] = lock_key(held)
         return response
 
     return await page(show)(request)

@@ -13,7 +13,7 @@
         headers: { "Accept": "text/html" },
       }).then(function (response) {
         if (!response.ok || response.redirected) { throw new Error("status " + response.status); }
-        var held = response.headers.get("X-Lock-Id") || "";
+        var held = response.headers.get("X-Lock-Key") || "";
         return response.text().then(function (html) {
           if (held !== since) {
             since = held;
