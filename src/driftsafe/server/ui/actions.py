@@ -22,27 +22,29 @@ def _admin(viewer: Viewer, ws: str, what: str) -> None:
         )
 
 
-async def _refused(request: Request, viewer: Viewer, ws: str, what: str) -> None:
+async def _admin_action(request: Request, viewer: Viewer, what: str) -> str:
+    """The workspace of an admin POST; a refusal is audited before the 403."""
     ctx = ctx_of(request)
-    await ctx.call(
-        ctx.store.record,
-        what,
-        ws,
-        viewer.actor(ws),
-        "forbidden",
-        {"reason": "needs an admin token", "via": "console"},
-    )
+    ws = workspace_name(request.path_params["workspace"])
+    visible(viewer, ws)
+    if not viewer.can("admin", ws):
+        await ctx.call(
+            ctx.store.record,
+            what,
+            ws,
+            viewer.actor(ws),
+            "forbidden",
+            {"reason": "needs an admin token", "via": "console"},
+        )
+        _admin(viewer, ws, what)
+    return ws
 
 
 @action
 async def unlock(request: Request, viewer: Viewer, fields: dict[str, str]) -> Response:
     """POST /ui/workspaces/{ws}/unlock: ``confirm`` must be the holder's lock ID."""
     ctx = ctx_of(request)
-    ws = workspace_name(request.path_params["workspace"])
-    visible(viewer, ws)
-    if not viewer.can("admin", ws):
-        await _refused(request, viewer, ws, "force-unlock")
-        _admin(viewer, ws, "force-unlock")
+    ws = await _admin_action(request, viewer, "force-unlock")
     typed = fields.get("confirm", "")
     if not typed.strip():
         raise BadRequest("type the lock ID to confirm the force-unlock")
@@ -86,11 +88,7 @@ async def restore_form(request: Request, viewer: Viewer) -> Response:
 async def restore(request: Request, viewer: Viewer, fields: dict[str, str]) -> Response:
     """POST /ui/workspaces/{ws}/restore: ``serial``, and ``confirm`` = the workspace name."""
     ctx = ctx_of(request)
-    ws = workspace_name(request.path_params["workspace"])
-    visible(viewer, ws)
-    if not viewer.can("admin", ws):
-        await _refused(request, viewer, ws, "restore")
-        _admin(viewer, ws, "restore")
+    ws = await _admin_action(request, viewer, "restore")
     raw = fields.get("serial", "")
     if not raw.isdigit():
         raise BadRequest("restore needs the serial to restore")
