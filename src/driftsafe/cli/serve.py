@@ -38,6 +38,7 @@ def serve(
     """Run the state server: Terraform's http backend with versions, locks and tokens.
 
     Prints `driftsafe serve: listening on URL` on stderr once it accepts connections.
+    The web console is at URL/ui/ (log in with a token; see docs/console.md).
 
     \b
     Example:
