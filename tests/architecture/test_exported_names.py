@@ -117,6 +117,7 @@ EXPORTED = {
         "Engine",
         "OutputLine",
         "Process",
+        "ProcessTracker",
         "RunResult",
         "get_engine",
         "passthrough",
