@@ -28,6 +28,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/server.py
 	$(BIN)/python bench/drift.py
 	$(BIN)/python bench/storage.py
+	$(BIN)/python bench/console.py
 
 clean:
 	rm -rf $(VENV) lab-run .pytest_cache

@@ -88,6 +88,17 @@ class LockHeld(DriftsafeError):
     http_status = 423
 
 
+class TooManyRequests(DriftsafeError):
+    """Too many failed authentications from one address: wait ``retry_after`` seconds."""
+
+    code = "rate_limited"
+    http_status = 429
+
+    def __init__(self, message: str, *, retry_after: int, detail: Any = None) -> None:
+        super().__init__(message, detail=detail)
+        self.retry_after = retry_after
+
+
 class PayloadTooLarge(DriftsafeError):
     code = "payload_too_large"
     http_status = 413

@@ -52,6 +52,14 @@ SETTINGS_DOC: dict[str, tuple[str, str]] = {
         "DRIFTSAFE_TF_TIMEOUT",
         "Timeout for one Terraform command run by driftsafe (default 30m).",
     ),
+    "auth_failure_limit": (
+        "DRIFTSAFE_AUTH_FAILURE_LIMIT",
+        "Failed authentications per client address per minute before 429 (default 20; 0 off).",
+    ),
+    "console_idle": (
+        "DRIFTSAFE_CONSOLE_IDLE",
+        "Web console sessions end after this long without a request (default 12h).",
+    ),
     "log_level": ("DRIFTSAFE_LOG_LEVEL", "Log level: debug, info (default), warning, error."),
     "github_api": (
         "DRIFTSAFE_GITHUB_API",
@@ -78,6 +86,8 @@ class Settings:
     retention: int = 0
     lock_stale_after: float = 15 * 60.0
     tf_timeout: float = 30 * 60.0
+    auth_failure_limit: int = 20
+    console_idle: float = 12 * 3600.0
     log_level: str = "info"
     github_api: str = "https://api.github.com"
 
@@ -125,6 +135,8 @@ class Settings:
             retention=as_int("retention", 0),
             lock_stale_after=parse_duration(get("lock_stale_after") or "15m"),
             tf_timeout=parse_duration(get("tf_timeout") or "30m"),
+            auth_failure_limit=as_int("auth_failure_limit", 20),
+            console_idle=parse_duration(get("console_idle") or "12h"),
             log_level=level,
             github_api=(get("github_api") or "https://api.github.com").rstrip("/"),
         )

@@ -322,7 +322,17 @@ async def test_json_api(app_srv: AppSrv) -> None:
         assert one["state"]["serial"] == 1 and one["version"]["writer"]["token"] == "writer"
         assert (await c.get("/api/v1/workspaces/team/app/versions/9")).status_code == 404
         diff = await c.get("/api/v1/workspaces/team/app/diff", params={"from": 1, "to": 2})
-        assert set(diff.json()) == {"added", "removed", "changed"}
+        # The original fields, and the value-level ones of the diff by meaning.
+        assert set(diff.json()) == {
+            "added",
+            "removed",
+            "changed",
+            "replaced",
+            "resources",
+            "outputs",
+            "summary",
+        }
+        assert "hunter2" not in diff.text  # values are there, secrets are not
         half = await c.get("/api/v1/workspaces/team/app/diff", params={"from": 1})
         assert half.status_code == 400
         assert (await c.get("/api/v1/workspaces/team/app/restore")).status_code == 405

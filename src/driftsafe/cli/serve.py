@@ -48,6 +48,7 @@ def serve(
     A non-loopback address needs TLS (--tls-cert/--tls-key): plain HTTP would send
     every token in clear text. Behind a proxy that terminates TLS, pass
     --allow-plain-http; the server then warns at start and in /healthz.
+    The web console is at URL/ui/ (log in with a token; see docs/console.md).
 
     \b
     Example:

@@ -145,51 +145,89 @@ def show(
 @click.argument("workspace")
 @click.argument("from_serial", metavar="FROM", type=click.IntRange(min=0))
 @click.argument("to_serial", metavar="[TO]", type=click.IntRange(min=0), required=False)
-@click.option("--json", "as_json", is_flag=True, help="Print {added, removed, changed} as JSON.")
+@click.option(
+    "--values", "show_values", is_flag=True, help="Also print each changed value, old -> new."
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the whole diff as JSON.")
 @server_options
 @handle_errors
 def diff(
     workspace: str,
     from_serial: int,
     to_serial: int | None,
+    show_values: bool,
     as_json: bool,
     server: str | None,
     token: str | None,
 ) -> None:
-    """Resource-level difference between versions FROM and TO (default: latest).
+    """Difference between versions FROM and TO (default: latest), by meaning.
 
-    Lists the addresses added and removed, and for each changed address the
-    attribute paths that changed. Values are never shown, so sensitive data stays
-    out of terminals and CI logs. Exit status: 0 identical, 2 different, 1 error.
+    Lists the addresses added (+), removed (-), replaced (-/+, with the old and new
+    id) and changed in place (~), with the attribute paths that changed. Values are
+    compared as Terraform means them (a dynamic-type value's type encoding is not a
+    change). With --values each path shows old -> new; a value Terraform marks
+    sensitive or the secret scan flags is printed as (sensitive), never as itself.
+    Exit status: 0 identical, 2 different, 1 error.
 
     \b
     Example:
       driftsafe state diff lab/staging 3 4
-      driftsafe state diff lab/staging 3 --json
+      driftsafe state diff lab/staging 3 --values
+      driftsafe state diff lab/staging 3 --json | jq '.replaced'
     """
     with server_client(server, token) as client, about_workspace(client, workspace):
         if to_serial is None:
             to_serial = client.latest_serial(workspace)
         result = client.diff(workspace, from_serial, to_serial)
-    added, removed = result.get("added", []), result.get("removed", [])
-    changed: dict[str, list[str]] = result.get("changed", {})
     if as_json:
         echo_json(result)
-    elif not (added or removed or changed):
-        click.echo(f"{workspace}: serial {from_serial} and {to_serial} hold the same resources.")
     else:
-        click.echo(f"{workspace}: serial {from_serial} -> {to_serial}")
-        for address in added:
-            click.echo(f"  + {address}")
-        for address in removed:
-            click.echo(f"  - {address}")
-        for address, paths in changed.items():
-            click.echo(f"  ~ {address}")
-            for path in paths:
-                click.echo(f"      {path}")
-        click.echo(f"{len(added)} added, {len(removed)} removed, {len(changed)} changed.")
-    if added or removed or changed:
+        click.echo(render_diff(workspace, from_serial, to_serial, result, values=show_values))
+    if any(result.get(key) for key in ("added", "removed", "changed", "outputs")):
         sys.exit(EXIT_CHANGES)
+
+
+def _value(value: Any) -> str:
+    text = value if isinstance(value, str) else json.dumps(value)
+    return text if len(text) <= 120 else text[:117] + "..."
+
+
+def render_diff(
+    workspace: str, old: int, new: int, result: dict[str, Any], *, values: bool = False
+) -> str:
+    """The diff as a person reads it (the server's JSON, old and new fields)."""
+    added, removed = result.get("added", []), result.get("removed", [])
+    changed: dict[str, list[str]] = result.get("changed", {})
+    outputs: list[dict[str, Any]] = result.get("outputs", [])
+    if not (added or removed or changed or outputs):
+        return f"{workspace}: serial {old} and {new} hold the same resources and outputs."
+    details = {r["address"]: r for r in result.get("resources", [])}
+    replaced = {r["address"]: r for r in result.get("replaced", [])}
+    out = [f"{workspace}: serial {old} -> {new}"]
+    out += [f"  + {address}" for address in added]
+    out += [f"  - {address}" for address in removed]
+    for address, paths in changed.items():
+        swap = replaced.get(address)
+        if swap:
+            out.append(f"-/+ {address} (replaced: id {swap['old_id']} -> {swap['new_id']})")
+        else:
+            out.append(f"  ~ {address}")
+        rows = details.get(address, {}).get("attributes") if values else None
+        if rows:
+            for row in rows:
+                out.append(f"      {row['path']}: {_value(row['old'])} -> {_value(row['new'])}")
+        else:
+            out += [f"      {path}" for path in paths]
+    for o in outputs:
+        mark = {"add": "+", "remove": "-"}.get(o["action"], "~")
+        line = f"  {mark} output.{o['name']}"
+        out.append(line + (f": {_value(o['old'])} -> {_value(o['new'])}" if values else ""))
+    n_replaced = len(replaced)
+    out.append(
+        f"{len(added)} added, {len(removed)} removed, {len(changed) - n_replaced} changed, "
+        f"{n_replaced} replaced" + (f", {len(outputs)} output(s) changed." if outputs else ".")
+    )
+    return "\n".join(out)
 
 
 @state.command()

@@ -12,7 +12,7 @@ from starlette.responses import JSONResponse, Response
 
 from driftsafe.errors import BadRequest, NotFound
 from driftsafe.server.context import ServerContext, read_body, workspace_name
-from driftsafe.state import diff_states
+from driftsafe.state import diff_loaded
 from driftsafe.store import TokenRecord
 from driftsafe.timestamps import rfc3339
 
@@ -118,9 +118,15 @@ async def diff(request: Request) -> Response:
     await ctx.auth(request, "read", ws)
     old_serial = _int_param(request, "from")
     new_serial = _int_param(request, "to")
-    _, old = await ctx.call(ctx.store.get_version, ws, old_serial)
-    _, new = await ctx.call(ctx.store.get_version, ws, new_serial)
-    result = await ctx.call(lambda: diff_states(json.loads(old), json.loads(new)).to_json())
+    # Compared by meaning from the stored bytes (only differing instances are parsed,
+    # one whole state in memory at a time); values Terraform marks sensitive or the
+    # secret scan flags read "(sensitive)".
+    result = await ctx.call(
+        lambda: diff_loaded(
+            lambda: ctx.store.get_version(ws, old_serial)[1],
+            lambda: ctx.store.get_version(ws, new_serial)[1],
+        ).to_json()
+    )
     return JSONResponse(result)
 
 

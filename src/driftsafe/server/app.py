@@ -12,14 +12,14 @@ from typing import Any
 
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.responses import JSONResponse, PlainTextResponse, RedirectResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from driftsafe import __version__
-from driftsafe.errors import DriftsafeError, StoreError
-from driftsafe.server import api, backend
-from driftsafe.server.context import ServerContext
+from driftsafe.errors import DriftsafeError, StoreError, TooManyRequests
+from driftsafe.server import api, backend, ui
+from driftsafe.server.context import ServerContext, tune_malloc
 from driftsafe.settings import Settings
 from driftsafe.store import Store
 
@@ -64,12 +64,21 @@ def _routes() -> list[Route]:
         Route("/api/v1/audit", api.audit, methods=["GET"]),
         Route("/healthz", healthz, methods=["GET"]),
         Route("/metrics", metrics, methods=["GET"]),
+        # The web console (server/ui/): its pages, forms and assets under /ui/.
+        Route("/ui", _to_console, methods=["GET"]),
+        *ui.routes(),
     ]
+
+
+async def _to_console(request: Request) -> Response:
+    return RedirectResponse("/ui/", status_code=308)
 
 
 async def _driftsafe_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, DriftsafeError)
-    headers = {"WWW-Authenticate": 'Basic realm="driftsafe"'} if exc.http_status == 401 else None
+    headers = {"WWW-Authenticate": 'Basic realm="driftsafe"'} if exc.http_status == 401 else {}
+    if isinstance(exc, TooManyRequests):
+        headers["Retry-After"] = str(exc.retry_after)
     return JSONResponse(exc.to_json(), status_code=exc.http_status, headers=headers)
 
 
@@ -135,6 +144,8 @@ def _route_label(path: str) -> str:
     for prefix in ("/v1/states/", "/v1/locks/", "/api/v1/workspaces/", "/api/v1/"):
         if path.startswith(prefix):
             return prefix.rstrip("/")
+    if path.startswith("/ui/"):
+        return "/ui"
     return path if path in ("/healthz", "/metrics", "/api/v1/workspaces") else "other"
 
 
@@ -150,10 +161,12 @@ def create_app(
     ctx = ServerContext(
         settings=settings, store=store, insecure_no_auth=insecure_no_auth, warnings=list(warnings)
     )
+    console = ui.Console(store)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         ctx.hub.bind(asyncio.get_running_loop())
+        tune_malloc()  # big bodies (states, diffs) go back to the OS when freed
         unsubscribe = store.listen(ctx.hub.wake_threadsafe)
         for workspace, serial in await ctx.call(store.pending_scans):
             ctx.scan_later(workspace, serial)
@@ -161,6 +174,7 @@ def create_app(
             yield
         finally:
             unsubscribe()
+            console.close()
             ctx.close()
 
     app = Starlette(
@@ -169,7 +183,8 @@ def create_app(
         lifespan=lifespan,
     )
     app.state.ctx = ctx
-    return AccessLog(app, ctx)
+    app.state.console = console
+    return AccessLog(ui.wrap(app, console), ctx)
 
 
 class JsonLogFormatter(logging.Formatter):

@@ -20,7 +20,16 @@ from driftsafe.store.models import (
     WorkspaceSummary,
 )
 from driftsafe.store.opener import default_key_file, open_store
+from driftsafe.store.queries import (
+    AuditFilter,
+    DriftSummary,
+    Page,
+    VersionInfo,
+    VersionRow,
+    WorkspaceRow,
+)
 from driftsafe.store.rotate import RotateResult, rotate_key
+from driftsafe.store.sessions import UiSession
 from driftsafe.store.sql import SqlStore
 from driftsafe.store.verify import Problem, VerifyReport, verify_database, verify_store
 
@@ -29,17 +38,24 @@ __all__ = [
     "SCOPES",
     "Actor",
     "AuditEvent",
+    "AuditFilter",
     "BackupResult",
     "Cipher",
+    "DriftSummary",
     "LockRecord",
     "LockResult",
+    "Page",
     "Problem",
     "RotateResult",
     "SqlStore",
     "Store",
     "TokenRecord",
+    "UiSession",
     "VerifyReport",
+    "VersionInfo",
     "VersionRecord",
+    "VersionRow",
+    "WorkspaceRow",
     "WorkspaceSummary",
     "backup_database",
     "default_key_file",

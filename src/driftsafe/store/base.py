@@ -6,7 +6,7 @@ the server is written against this protocol only.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
 from driftsafe.state import TfState
@@ -20,6 +20,14 @@ from driftsafe.store.models import (
     VersionRecord,
     WorkspaceSummary,
 )
+from driftsafe.store.queries import (
+    AuditFilter,
+    DriftSummary,
+    Page,
+    VersionInfo,
+    WorkspaceRow,
+)
+from driftsafe.store.sessions import UiSession
 from driftsafe.store.versions import Sealed
 
 
@@ -98,3 +106,38 @@ class Store(Protocol):
     def drift_reports(
         self, workspace: str, limit: int = 50
     ) -> list[tuple[int, float, dict[str, Any]]]: ...
+
+    # the web console (store/queries.py) -----------------------------------------
+    def console_workspaces(
+        self,
+        glob: str,
+        *,
+        search: str = "",
+        locked: bool = False,
+        drifted: bool = False,
+        findings: bool = False,
+        nxt: str | None = None,
+        prv: str | None = None,
+        limit: int = 50,
+        names: Sequence[str] | None = None,
+    ) -> Page: ...
+    def console_workspace(self, glob: str, name: str) -> WorkspaceRow: ...
+    def console_versions(
+        self, workspace: str, *, nxt: int | None = None, prv: int | None = None, limit: int = 50
+    ) -> Page: ...
+    def version_info(self, workspace: str, serial: int) -> VersionInfo: ...
+    def create_session(
+        self, token: TokenRecord, remote: str | None, idle: float
+    ) -> tuple[str, str]: ...
+    def session(
+        self, secret: str, idle: float, *, touch_after: float = 60.0
+    ) -> UiSession | None: ...
+    def end_session(self, secret: str) -> bool: ...
+    def force_unlock(self, workspace: str, lock_id: str, actor: Actor) -> LockRecord: ...
+    def console_audit(
+        self, where: AuditFilter, *, nxt: int | None = None, prv: int | None = None, limit: int = 50
+    ) -> Page: ...
+    def audit_actions(self) -> list[str]: ...
+    def lock_events(self, workspace: str, since: float) -> list[AuditEvent]: ...
+    def last_write(self, workspace: str, lock_id: str) -> float | None: ...
+    def drift_history(self, workspace: str, limit: int = 200) -> list[DriftSummary]: ...

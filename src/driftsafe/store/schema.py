@@ -202,6 +202,46 @@ keyframes = sa.Table(
     sa.Column("body", sa.LargeBinary, nullable=False),
 )
 
+# Added in schema 5 (the web console). A console session: the cookie holds a random
+# secret, this table its sha256; it lives here so every server on one PostgreSQL
+# shares it, and it dies with its token.
+ui_sessions = sa.Table(
+    "ds_ui_sessions",
+    metadata,
+    sa.Column("id", sa.String(64), primary_key=True),
+    sa.Column("token_id", sa.String(32), nullable=False),
+    sa.Column("csrf", sa.String(64), nullable=False),
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Column("seen_at", sa.Float, nullable=False),
+    sa.Column("remote_addr", sa.String(100), nullable=True),
+    sa.Index("ds_ui_sessions_seen", "seen_at"),
+)
+
+# Added in schema 5: what a version changed against the one before it, and which
+# Terraform wrote it, computed once (from the bodies) the first time a page needs it,
+# so listing versions never decodes a state.
+version_info = sa.Table(
+    "ds_version_info",
+    metadata,
+    sa.Column("workspace", sa.String(500), primary_key=True),
+    sa.Column("serial", sa.BigInteger, primary_key=True),
+    sa.Column("terraform_version", sa.String(50), nullable=False),
+    sa.Column("added", sa.Integer, nullable=False),
+    sa.Column("changed", sa.Integer, nullable=False),
+    sa.Column("removed", sa.Integer, nullable=False),
+    # The serial compared against (None: the first version kept).
+    sa.Column("previous", sa.BigInteger, nullable=True),
+    sa.Column("computed_at", sa.Float, nullable=False),
+)
+
+# Added in schema 5: the console's audit filters (newest first within each). Plain
+# DDL: declared on the table, migration 1 would create them already.
+_AUDIT_INDEXES = (
+    "CREATE INDEX ds_audit_action ON ds_audit (action, id)",
+    "CREATE INDEX ds_audit_token ON ds_audit (token, id)",
+    "CREATE INDEX ds_audit_at ON ds_audit (at)",
+)
+
 # The ds_meta key that records the progress of the schema 6 re-encoding of versions
 # written before it (store/recode.py); absent once every old version is re-encoded.
 RECODE_KEY = "recode_v6"
@@ -239,6 +279,13 @@ def _v3(conn: Connection) -> None:
         index.create(conn)
 
 
+def _v5(conn: Connection) -> None:
+    ui_sessions.create(conn)
+    version_info.create(conn)
+    for ddl in _AUDIT_INDEXES:
+        conn.execute(sa.text(ddl))
+
+
 def _v6(conn: Connection) -> None:
     """Versions stored compressed (zstd) against keyframes. Rows written before stay
     readable as they are (``codec`` 'raw') and are re-encoded afterwards in batches,
@@ -268,6 +315,7 @@ MIGRATIONS: list[tuple[int, Callable[[Connection], None]]] = [
     (1, _v1),
     (2, _v2),
     (3, _v3),
+    (5, _v5),
     (6, _v6),
 ]
 LATEST = MIGRATIONS[-1][0]

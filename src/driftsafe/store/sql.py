@@ -26,8 +26,8 @@ from driftsafe.store.models import (
     TokenRecord,
     WorkspaceSummary,
 )
+from driftsafe.store.queries import ConsoleMixin
 from driftsafe.store.recode import recode_versions, reencrypt
-from driftsafe.store.versions import VersionsMixin
 from driftsafe.timestamps import rfc3339, rfc3339_or_none
 
 log = logging.getLogger("driftsafe.store")
@@ -67,8 +67,10 @@ def _new_secret() -> tuple[str, str]:
     return token_id, f"{TOKEN_PREFIX}{token_id}_{secrets.token_urlsafe(32)}"
 
 
-class SqlStore(VersionsMixin):
+class SqlStore(ConsoleMixin):
     """Everything driftsafe persists. Thread-safe; every method is one transaction."""
+
+    token_record = staticmethod(_token_from_row)  # the console's sessions read tokens
 
     def __init__(self, url: str, cipher: Cipher, *, retention: int = 0) -> None:
         super().__init__(url, cipher, retention=retention)
