@@ -195,7 +195,9 @@ async def lock(request: Request) -> Response:
     actor, (info, wait, result) = await ctx.auth_call(request, "write", ws, attempt)
     assert result is not None
     if result.acquired:
-        ctx.metrics.inc("driftsafe_locks_total", outcome="acquired")
+        # A retry (the holder's own LOCK again) is answered 200 like the first time.
+        outcome = "retry" if result.lock.retry else "acquired"
+        ctx.metrics.inc("driftsafe_locks_total", outcome=outcome)
         return _lockinfo_response(result.lock, 200)
     if wait <= 0:
         ctx.metrics.inc("driftsafe_locks_total", outcome="held")
@@ -294,6 +296,9 @@ async def unlock(request: Request) -> Response:
     _, (lock_id, released) = await ctx.auth_call(request, "write", ws, attempt)
     if isinstance(released, dict):  # held by another lock: Terraform wants its LockInfo
         return JSONResponse(released, status_code=409)
+    if released.retry:  # released by this ID before (the answer was lost): still 200
+        ctx.metrics.inc("driftsafe_locks_total", outcome="release_retry")
+        return JSONResponse(released.lock_info(), status_code=200)
     ctx.metrics.observe("driftsafe_lock_hold_seconds", max(0.0, time.time() - released.acquired_at))
     ctx.metrics.inc("driftsafe_locks_total", outcome="released" if lock_id else "force_released")
     return JSONResponse(released.lock_info(), status_code=200)
