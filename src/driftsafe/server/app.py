@@ -29,12 +29,30 @@ WS = "{workspace:path}"
 
 
 async def healthz(request: Request) -> Response:
+    """200 when this server can serve; 503 with the reason (and Retry-After) when its
+    database is unreachable or it is shutting down."""
     ctx: ServerContext = request.app.state.ctx
+    database = ctx.store.database
+    if ctx.hub.draining:
+        body = {"status": "shutting_down", "database": database, "error": "server is stopping"}
+        return JSONResponse(body, status_code=503)
     try:
         await ctx.call(ctx.store.ping)
     except StoreError as exc:
-        return JSONResponse({"status": "unavailable", "error": exc.message}, status_code=503)
-    return JSONResponse({"status": "ok", "version": __version__, "database": ctx.store.database})
+        body = {"status": "unavailable", "database": database, "error": exc.message}
+        return JSONResponse(body, status_code=503, headers=_retry_after(exc))
+    body = {"status": "ok", "version": __version__, "database": database}
+    listening = ctx.store.listening()
+    if listening is not None:
+        # Lock hand-over across servers rides on LISTEN: while it reconnects, waiters
+        # fall back to polling (slower hand-over, still correct).
+        body["lock_notifications"] = "listening" if listening else "reconnecting"
+    return JSONResponse(body)
+
+
+def _retry_after(exc: DriftsafeError) -> dict[str, str] | None:
+    seconds = getattr(exc, "retry_after", None)
+    return {"Retry-After": str(seconds)} if seconds else None
 
 
 async def metrics(request: Request) -> Response:
@@ -67,6 +85,7 @@ def _routes() -> list[Route]:
 async def _driftsafe_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, DriftsafeError)
     headers = {"WWW-Authenticate": 'Basic realm="driftsafe"'} if exc.http_status == 401 else None
+    headers = headers or _retry_after(exc)
     return JSONResponse(exc.to_json(), status_code=exc.http_status, headers=headers)
 
 
@@ -133,6 +152,13 @@ def _route_label(path: str) -> str:
         if path.startswith(prefix):
             return prefix.rstrip("/")
     return path if path in ("/healthz", "/metrics", "/api/v1/workspaces") else "other"
+
+
+def begin_shutdown(app: ASGIApp) -> None:
+    """The server stops accepting: answer the LOCK ?wait= requests it holds now (423
+    with the holder) and take no new waits. Callable from any thread."""
+    if isinstance(app, AccessLog):
+        app.ctx.hub.drain_threadsafe()
 
 
 def create_app(settings: Settings, store: Store, *, insecure_no_auth: bool = False) -> ASGIApp:

@@ -199,7 +199,8 @@ async def lock(request: Request) -> Response:
         outcome = "retry" if result.lock.retry else "acquired"
         ctx.metrics.inc("driftsafe_locks_total", outcome=outcome)
         return _lockinfo_response(result.lock, 200)
-    if wait <= 0:
+    if wait <= 0 or ctx.hub.draining:
+        # Shutting down: no new waits; Terraform fails clearly (or retries elsewhere).
         ctx.metrics.inc("driftsafe_locks_total", outcome="held")
         return _lockinfo_response(result.lock, 423)
     return await _wait_for_lock(request, ctx, ws, info, actor, wait, result.lock)
@@ -234,7 +235,7 @@ async def _wait_for_lock(
                 if result is not None:
                     holder = result.lock
                 remaining = deadline - time.monotonic()
-                if remaining <= 0:
+                if remaining <= 0 or ctx.hub.draining:
                     break
                 if await request.is_disconnected():
                     break

@@ -211,7 +211,11 @@ class LocksMixin(StoreBase):
                     again = self._released_by(conn, workspace, lock_id, actor)
                     if again is not None:
                         record, released_at = again
-                        detail = {"id": lock_id, "who": record.who, "released_at": released_at}
+                        detail: dict[str, Any] = {
+                            "id": lock_id,
+                            "who": record.who,
+                            "released_at": released_at,
+                        }
                         self.audit_in(conn, action, workspace, actor, "retry", detail, now=now)
                         return record
                 if holder is None:
