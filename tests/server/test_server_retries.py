@@ -78,6 +78,10 @@ async def test_an_unlock_sent_again_by_its_holder_answers_200(app_srv: AppSrv) -
         ("lock", "ok", "admin"),
         ("unlock", "retry", "writer"),
     ]
+    # ... and after they released too: the holder's own release is still in the log.
+    assert (await other.unlock("L2")).status_code == 200
+    assert (await holder.unlock("L1")).status_code == 200
+    assert audit(app_srv)[-1] == ("unlock", "retry", "writer")
 
 
 @pytest.mark.anyio

@@ -28,8 +28,11 @@ _LOCK_BY_WORKSPACE = sa.select(schema.locks).where(schema.locks.c.workspace == s
 _LOCK_INSERT = schema.locks.insert()
 _LOCK_DELETE = schema.locks.delete().where(schema.locks.c.workspace == sa.bindparam("ws"))
 _A = schema.audit
-# The newest release of a workspace's lock (by its holder or forced), from the audit log.
-_LAST_RELEASE = (
+# How far back in a workspace's releases an UNLOCK sent again is looked for: its first
+# answer was lost moments ago, but other runs may have locked and released since.
+RELEASES_LOOKED_AT = 100
+# The newest releases of a workspace's lock (by holders or forced), from the audit log.
+_LAST_RELEASES = (
     sa.select(_A.c.action, _A.c.at, _A.c.detail)
     .where(
         _A.c.workspace == sa.bindparam("ws"),
@@ -37,7 +40,7 @@ _LAST_RELEASE = (
         _A.c.outcome == "ok",
     )
     .order_by(_A.c.id.desc())
-    .limit(1)
+    .limit(RELEASES_LOOKED_AT)
 )
 
 
@@ -199,8 +202,8 @@ class LocksMixin(StoreBase):
         checked admin). ``max_age``: refuse to break a lock younger than that.
 
         An UNLOCK sent again by the holder after its lock was released (its first
-        answer lost) is answered as released, with ``retry`` set: the audit log's
-        newest release of the workspace must be this ID's own unlock, by this token."""
+        answer lost) is answered as released, with ``retry`` set: the audit log must
+        show this ID released by its own unlock, from this token (not force-broken)."""
         action = "unlock" if lock_id is not None else "force-unlock"
         now = time.time()
         try:
@@ -254,13 +257,17 @@ class LocksMixin(StoreBase):
     def _released_by(
         self, conn: Connection, workspace: str, lock_id: str, actor: Actor
     ) -> tuple[LockRecord, str] | None:
-        """The lock ``lock_id`` as released, and when, if the newest release of
-        ``workspace`` was its holder ``actor`` unlocking it (not an admin breaking it)."""
-        row = conn.execute(_LAST_RELEASE, {"ws": workspace}).first()
-        if row is None or row.action != "unlock":
+        """The lock ``lock_id`` as released, and when, if its release (among the
+        workspace's recent ones) was its holder ``actor`` unlocking it; None when it
+        was broken by an admin, or never held. Others may have locked and released
+        since: the holder's lock is still gone by its own hand."""
+        for row in conn.execute(_LAST_RELEASES, {"ws": workspace}):
+            detail = json.loads(row.detail)
+            if detail.get("id") == lock_id:
+                break
+        else:
             return None
-        detail = json.loads(row.detail)
-        if detail.get("id") != lock_id or detail.get("holder_token") != actor.token:
+        if row.action != "unlock" or detail.get("holder_token") != actor.token:
             return None
         held = float(detail.get("held_seconds") or 0.0)
         return LockRecord(
