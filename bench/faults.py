@@ -94,6 +94,7 @@ class ServerProc:
         self.lines: deque[str] = deque(maxlen=200)
         self.down = True  # killed and not yet back, or frozen
         self.starts = 0
+        self._drain: threading.Thread | None = None
 
     @property
     def url(self) -> str:
@@ -112,12 +113,14 @@ class ServerProc:
 
         def drain() -> None:
             assert proc.stderr is not None
-            for line in proc.stderr:
-                self.lines.append(line.rstrip())
-                if line.startswith("driftsafe serve: listening on "):
-                    ready.set()
+            with proc.stderr:
+                for line in proc.stderr:
+                    self.lines.append(line.rstrip())
+                    if line.startswith("driftsafe serve: listening on "):
+                        ready.set()
 
-        threading.Thread(target=drain, daemon=True).start()
+        self._drain = threading.Thread(target=drain, daemon=True)
+        self._drain.start()
         deadline = time.monotonic() + 60
         while not ready.is_set():
             if proc.poll() is not None or time.monotonic() > deadline:
@@ -134,6 +137,8 @@ class ServerProc:
         self.down = True
         self.proc.kill()
         self.proc.wait(30)
+        if self._drain is not None:
+            self._drain.join(10)
 
     def freeze(self) -> None:
         assert self.proc is not None
@@ -155,6 +160,8 @@ class ServerProc:
         except subprocess.TimeoutExpired:
             self.proc.kill()
             self.proc.wait(30)
+        if self._drain is not None:
+            self._drain.join(10)
 
 
 def state_body(ws: str, serial: int, client: str, lock_id: str, rng: random.Random) -> bytes:
@@ -581,6 +588,7 @@ async def _run(
     verified = verify_database(settings, url)
     final.verify_problems = [f"{p.kind} {p.name}: {p.message}" for p in verified.problems]
     report = check(ops, final)
+    out["_final"] = final  # for callers of run_faults; never printed
     faults = {kind: run.faults.get(kind, 0) for kind in kinds + list(faultproxy.KINDS)}
     out.update(
         {
@@ -620,8 +628,10 @@ def run_faults(
     pg_url: str | None = None,
     backup: Path | None = None,
     workdir: Path | None = None,
-) -> dict[str, Any]:
-    """One bounded fault-injection run; the result ``--json`` prints."""
+    key: str | None = None,
+) -> tuple[dict[str, Any], Final]:
+    """One bounded fault-injection run: the result ``--json`` prints, and what the
+    store held at the end. ``key``: the store's key (default: a new one)."""
     if store not in ("sqlite", "pg"):
         raise ValueError(f"store must be sqlite or pg, not {store!r}")
     seed = seed if seed is not None else random.SystemRandom().getrandbits(32)
@@ -632,7 +642,7 @@ def run_faults(
         raise ValueError("a PostgreSQL run restarts PostgreSQL: it needs root and pg_ctlcluster")
     with tempfile.TemporaryDirectory(prefix="ds-faults-", dir=workdir) as tmp:
         home = Path(tmp)
-        key = new_key_text()
+        key = key or new_key_text()
         env = {k: v for k, v in os.environ.items() if not k.startswith("DRIFTSAFE_")}
         env.update(
             {
@@ -651,7 +661,7 @@ def run_faults(
         else:
             url = f"sqlite:///{home / 'faults.db'}"
         try:
-            return asyncio.run(
+            result = asyncio.run(
                 _run(
                     url=url,
                     settings=settings,
@@ -664,6 +674,8 @@ def run_faults(
                     backup=backup,
                 )
             )
+            final = result.pop("_final")
+            return result, final
         finally:
             if postgres:
                 pgcontrol.ensure_running()
@@ -713,7 +725,7 @@ def main(argv: list[str] | None = None) -> int:
     if not args.json:
         print(f"seed {seed} (replay with --seed {seed})", flush=True)
     try:
-        result = run_faults(
+        result, _ = run_faults(
             store=args.store,
             seconds=args.seconds,
             clients=args.clients,
