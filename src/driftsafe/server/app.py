@@ -6,7 +6,7 @@ import asyncio
 import json
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -20,6 +20,7 @@ from driftsafe import __version__
 from driftsafe.errors import DriftsafeError, StoreError
 from driftsafe.server import api, backend
 from driftsafe.server.context import ServerContext
+from driftsafe.server.openapi import openapi_document
 from driftsafe.settings import Settings
 from driftsafe.store import Store
 
@@ -60,22 +61,55 @@ async def metrics(request: Request) -> Response:
     return PlainTextResponse(ctx.metrics.render(), media_type="text/plain; version=0.0.4")
 
 
+Endpoint = Callable[[Request], Awaitable[Response]]
+
+
+def _openapi_route(document: dict[str, Any]) -> Endpoint:
+    async def openapi(request: Request) -> Response:
+        # A description only, no data: served without a token, as API tools expect.
+        return JSONResponse(document)
+
+    return openapi
+
+
+def _by_method(handlers: dict[str, Endpoint]) -> Endpoint:
+    """One endpoint for the methods of one path, so that a method it does not take
+    is answered 405 with an ``Allow`` that lists them all."""
+
+    async def endpoint(request: Request) -> Response:
+        # Starlette adds HEAD wherever GET is (and drops the body itself).
+        method = "GET" if request.method == "HEAD" else request.method
+        return await handlers[method](request)
+
+    return endpoint
+
+
+def _route(path: str, handlers: dict[str, Endpoint]) -> Route:
+    return Route(path, _by_method(handlers), methods=list(handlers))
+
+
 def _routes() -> list[Route]:
+    ws = f"/api/v1/workspaces/{WS}"
     return [
-        Route(f"/v1/states/{WS}", backend.get_state, methods=["GET"]),
-        Route(f"/v1/states/{WS}", backend.post_state, methods=["POST"]),
-        Route(f"/v1/locks/{WS}", backend.lock, methods=["LOCK", "POST"]),
-        Route(f"/v1/locks/{WS}", backend.unlock, methods=["UNLOCK", "DELETE"]),
+        Route("/api/v1/openapi.json", _openapi_route(openapi_document()), methods=["GET"]),
+        _route(f"/v1/states/{WS}", {"GET": backend.get_state, "POST": backend.post_state}),
+        _route(
+            f"/v1/locks/{WS}",
+            {
+                "LOCK": backend.lock,
+                "POST": backend.lock,
+                "UNLOCK": backend.unlock,
+                "DELETE": backend.unlock,
+            },
+        ),
         Route("/api/v1/server", api.server_info, methods=["GET"]),
         Route("/api/v1/workspaces", api.workspaces, methods=["GET"]),
-        Route(f"/api/v1/workspaces/{WS}/versions/{{serial}}", api.version, methods=["GET"]),
-        Route(f"/api/v1/workspaces/{WS}/versions", api.versions, methods=["GET"]),
-        Route(f"/api/v1/workspaces/{WS}/diff", api.diff, methods=["GET"]),
-        Route(f"/api/v1/workspaces/{WS}/restore", api.restore, methods=["POST"]),
-        Route(f"/api/v1/workspaces/{WS}/lock", api.lock_status, methods=["GET"]),
-        Route(f"/api/v1/workspaces/{WS}/lock", api.lock_release, methods=["DELETE"]),
-        Route(f"/api/v1/workspaces/{WS}/drift", api.drift_get, methods=["GET"]),
-        Route(f"/api/v1/workspaces/{WS}/drift", api.drift_post, methods=["POST"]),
+        Route(f"{ws}/versions/{{serial}}", api.version, methods=["GET"]),
+        Route(f"{ws}/versions", api.versions, methods=["GET"]),
+        Route(f"{ws}/diff", api.diff, methods=["GET"]),
+        Route(f"{ws}/restore", api.restore, methods=["POST"]),
+        _route(f"{ws}/lock", {"GET": api.lock_status, "DELETE": api.lock_release}),
+        _route(f"{ws}/drift", {"GET": api.drift_get, "POST": api.drift_post}),
         Route("/api/v1/audit", api.audit, methods=["GET"]),
         Route("/healthz", healthz, methods=["GET"]),
         Route("/metrics", metrics, methods=["GET"]),
