@@ -21,6 +21,8 @@ from driftsafe.timestamps import rfc3339
 WAITER_TTL = 5.0
 
 LOCKINFO_FIELDS = ("ID", "Operation", "Info", "Who", "Version", "Created", "Path")
+# The longest value each LockInfo field may have (its column's size; None: unbounded).
+_FIELD_MAX = {"Operation": 100, "Who": 500, "Version": 50, "Created": 100}
 
 
 # Built once (see sql.py).
@@ -70,7 +72,14 @@ def validate_lock_info(info: Any) -> dict[str, str]:
     out = {}
     for key in LOCKINFO_FIELDS:
         value = info.get(key, "")
-        out[key] = value if isinstance(value, str) else str(value)
+        text = value if isinstance(value, str) else str(value)
+        limit = _FIELD_MAX.get(key)
+        if limit is not None and len(text) > limit:
+            raise BadRequest(f"LockInfo {key} is longer than {limit} characters")
+        if "\x00" in text:
+            # PostgreSQL text cannot hold NUL, and no Terraform sends one.
+            raise BadRequest(f"LockInfo {key} contains a NUL character")
+        out[key] = text
     if not out["Created"]:
         # Terraform parses Created as a time when it shows a holder: never send "".
         out["Created"] = rfc3339(time.time())
