@@ -102,6 +102,7 @@ class ServerProc:
 
     async def start(self) -> None:
         ready = threading.Event()
+        self.lines.clear()  # this process's lines only
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "driftsafe", "serve", "--db", self.db, "--port", str(self.port)],
             env=self.env,
@@ -410,7 +411,8 @@ class Run:
             except RuntimeError as exc:
                 if attempt == 4:
                     raise
-                self.notes.append(f"{server.name} failed to start, retried: {exc!s:.200}")
+                last = server.lines[-1] if server.lines else str(exc)
+                self.notes.append(f"{server.name} failed to start, retried: {last:.200}")
                 await asyncio.sleep(1.0)
 
 
@@ -608,6 +610,9 @@ async def _run(
             # Requests sent more than once (an answer lost, a 5xx, a server down) and
             # writes acknowledged as a replay of one already stored (created: false).
             "retried_ops": sum(1 for op in ops if op.attempts > 1),
+            "retried_ops_by_kind": dict(
+                sorted(Counter(op.kind for op in ops if op.attempts > 1).items())
+            ),
             "replayed_writes": sum(1 for op in ops if op.created is False),
             "versions_stored": sum(len(v) for v in final.versions.values()),
             "verified_versions": verified.counts.get("versions", 0),
@@ -687,7 +692,9 @@ def _print(result: dict[str, Any]) -> None:
     print(
         f"faults on {result['store']} (seed {result['seed']}): {result['seconds']} s, "
         f"{result['clients']} clients on {result['workspaces']} workspaces, "
-        f"{result['ops']} operations ({result['retried_ops']} retried), "
+        f"{result['ops']} operations ({result['retried_ops']} sent more than once: "
+        + ", ".join(f"{k} {v}" for k, v in result["retried_ops_by_kind"].items())
+        + "), "
         f"{result['cycles']} cycles"
     )
     print("faults injected: " + ", ".join(f"{k} {v}" for k, v in result["faults"].items()))

@@ -254,10 +254,12 @@ def _health(url: str) -> httpx.Response:
 @pytest.mark.pg
 @pytest.mark.slow
 def test_postgres_down_answers_503_and_everything_recovers_by_itself(
+    pg_exclusive: None,
     make_store_url,  # type: ignore[no-untyped-def]
     tmp_path: Path,
 ) -> None:
-    """The one test of the suite that takes PostgreSQL down (for a second or two)."""
+    """The one test of the suite that takes PostgreSQL down (for a second or two),
+    while no other PostgreSQL test of the suite runs (``pg_exclusive``)."""
     if pgcontrol.cluster() is None or os.geteuid() != 0:
         pytest.skip("stopping PostgreSQL needs root and pg_ctlcluster")
     db = make_store_url("pg")
