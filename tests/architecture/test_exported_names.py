@@ -98,6 +98,7 @@ EXPORTED = {
         "Engine",
         "OutputLine",
         "Process",
+        "ProcessTracker",
         "RunResult",
         "get_engine",
         "passthrough",
