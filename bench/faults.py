@@ -25,21 +25,15 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import base64
-import hashlib
 import json
 import math
 import os
 import random
-import signal
-import subprocess
 import sys
 import tempfile
-import threading
 import time
 import uuid
-from collections import Counter, deque
-from dataclasses import dataclass, field
+from collections import Counter
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -60,401 +54,26 @@ from faultcheck import (  # noqa: E402
     StoredVersion,
     check,
 )
+from faultclient import OP_DEADLINE, Client  # noqa: E402
+from faultinject import (  # noqa: E402
+    KILL9,
+    KILL_WITH_WAITERS,
+    PG_RESTART,
+    SIGSTOP,
+    Run,
+    ServerProc,
+    inject_proxy_faults,
+    inject_server_faults,
+)
 
 from driftsafe.settings import Settings  # noqa: E402
 from driftsafe.store import backup_database, open_store, verify_database  # noqa: E402
 from driftsafe.store.crypto import new_key_text  # noqa: E402
 
-KILL9 = "kill9"
-SIGSTOP = "sigstop"
-KILL_WITH_WAITERS = "kill_server_with_waiters"
-PG_RESTART = "pg_restart"
 # Faults of each kind per 5 minutes of run (the "Done when" asks for 20).
 PER_FIVE_MINUTES = 24
-# A logical request is retried (a lost answer, a 5xx, a refused connection) until this.
-OP_DEADLINE = 60.0
-# A client that cannot get a lock for this long gives up the cycle (Terraform's
-# -lock-timeout): nothing is held, nothing written.
-LOCK_TIMEOUT = 20.0
-WAIT = "5s"
 # Locks older than this count as stale (the server's DRIFTSAFE_LOCK_STALE_AFTER).
 STALE_AFTER = "60s"
-
-
-class ServerProc:
-    """``driftsafe serve`` as a process that can be killed, frozen and restarted on its
-    port; its last log lines are kept for the report."""
-
-    def __init__(self, name: str, db: str, env: dict[str, str]) -> None:
-        self.name = name
-        self.db = db
-        self.env = env
-        self.port = 0
-        self.proc: subprocess.Popen[str] | None = None
-        self.lines: deque[str] = deque(maxlen=200)
-        self.down = True  # killed and not yet back, or frozen
-        self.starts = 0
-        self._drain: threading.Thread | None = None
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    async def start(self) -> None:
-        ready = threading.Event()
-        self.lines.clear()  # this process's lines only
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "driftsafe", "serve", "--db", self.db, "--port", str(self.port)],
-            env=self.env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        proc = self.proc
-
-        def drain() -> None:
-            assert proc.stderr is not None
-            with proc.stderr:
-                for line in proc.stderr:
-                    self.lines.append(line.rstrip())
-                    if line.startswith("driftsafe serve: listening on "):
-                        ready.set()
-
-        self._drain = threading.Thread(target=drain, daemon=True)
-        self._drain.start()
-        deadline = time.monotonic() + 60
-        while not ready.is_set():
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"{self.name} did not start:\n" + "\n".join(self.lines))
-            await asyncio.sleep(0.02)
-        if self.port == 0:
-            listening = [x for x in self.lines if "listening on" in x][-1]
-            self.port = int(listening.rsplit(":", 1)[1])
-        self.starts += 1
-        self.down = False
-
-    def kill9(self) -> None:
-        assert self.proc is not None
-        self.down = True
-        self.proc.kill()
-        self.proc.wait(30)
-        if self._drain is not None:
-            self._drain.join(10)
-
-    def freeze(self) -> None:
-        assert self.proc is not None
-        self.down = True
-        self.proc.send_signal(signal.SIGSTOP)
-
-    def thaw(self) -> None:
-        assert self.proc is not None
-        self.proc.send_signal(signal.SIGCONT)
-        self.down = False
-
-    def stop(self) -> None:
-        if self.proc is None or self.proc.poll() is not None:
-            return
-        self.proc.send_signal(signal.SIGCONT)  # never leave a frozen process behind
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            self.proc.wait(30)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait(30)
-        if self._drain is not None:
-            self._drain.join(10)
-
-
-def state_body(ws: str, serial: int, client: str, lock_id: str, rng: random.Random) -> bytes:
-    body = {
-        "version": 4,
-        "terraform_version": "1.15.5",
-        "serial": serial,
-        "lineage": f"lineage-{ws}",
-        "outputs": {"writer": {"value": f"{client}/{lock_id}", "type": "string"}},
-        "resources": [
-            {
-                "mode": "managed",
-                "type": "terraform_data",
-                "name": f"r{n}",
-                "provider": 'provider["terraform.io/builtin/terraform"]',
-                "instances": [
-                    {"schema_version": 0, "attributes": {"id": f"{serial}-{n}", "pad": pad}}
-                ],
-            }
-            for n, pad in enumerate(
-                f"{rng.getrandbits(rng.choice((64, 512, 4096))):x}" for _ in range(3)
-            )
-        ],
-    }
-    return json.dumps(body, indent=2).encode()
-
-
-@dataclass
-class Client:
-    name: str
-    server: int  # which server (through its proxy) this client talks to
-    base: str
-    token: str
-    workspaces: list[str]
-    rng: random.Random
-    wait: bool
-    ops: list[Op]
-    waiting_since: float | None = None  # a LOCK ?wait= in flight since
-    cycles: int = 0
-    http: httpx.AsyncClient = field(init=False)
-
-    def __post_init__(self) -> None:
-        self.http = httpx.AsyncClient(
-            base_url=self.base,
-            auth=("terraform", self.token),
-            timeout=httpx.Timeout(20.0, connect=3.0),
-        )
-
-    async def _send(self, op: Op, method: str, path: str, **kw: Any) -> httpx.Response | None:
-        """Send until an answer below 500 comes, as Terraform's client retries; None
-        when none came before the deadline."""
-        deadline = op.call + OP_DEADLINE
-        pause = 0.05
-        while True:
-            op.attempts += 1
-            try:
-                response: httpx.Response | None = await self.http.request(method, path, **kw)
-            except httpx.TransportError:
-                response = None
-            if response is not None and response.status_code < 500:
-                return response
-            if time.monotonic() > deadline:
-                return None
-            await asyncio.sleep(pause * self.rng.uniform(0.5, 1.5))
-            pause = min(pause * 2, 1.0)
-
-    def _op(self, kind: str, ws: str, lock_id: str) -> Op:
-        op = Op(self.name, kind, ws, lock_id, time.monotonic())
-        self.ops.append(op)
-        return op
-
-    async def lock(self, ws: str, info: dict[str, str]) -> bool | None:
-        """True: held; False: not held (given up on a busy lock); None: unknown."""
-        give_up = time.monotonic() + LOCK_TIMEOUT
-        while True:
-            op = self._op("lock", ws, info["ID"])
-            params = {"wait": WAIT} if self.wait else {}
-            self.waiting_since = op.call if self.wait else None
-            try:
-                response = await self._send(
-                    op,
-                    "LOCK",
-                    f"/v1/locks/{ws}",
-                    json=info,
-                    params=params,
-                    timeout=httpx.Timeout(40.0, connect=3.0),
-                )
-            finally:
-                self.waiting_since = None
-            op.ret = time.monotonic()
-            if response is None:
-                return None
-            op.status = response.status_code
-            if response.status_code == 200:
-                return True
-            if response.status_code in (409, 423):
-                op.holder_id = response.json().get("ID")
-                if op.holder_id == info["ID"]:
-                    return None  # refused its own lock: the checker reports it
-                if time.monotonic() > give_up:
-                    return False
-                await asyncio.sleep(self.rng.uniform(0.05, 0.5))
-                continue
-            return None
-
-    async def get(self, ws: str, lock_id: str) -> int | None:
-        op = self._op("get", ws, lock_id)
-        response = await self._send(op, "GET", f"/v1/states/{ws}")
-        op.ret = time.monotonic()
-        if response is None:
-            return None
-        op.status = response.status_code
-        if response.status_code == 204:
-            op.serial = 0
-        elif response.status_code == 200:
-            md5 = base64.b64encode(hashlib.md5(response.content).digest()).decode()
-            if response.headers.get("content-md5") not in (None, md5):
-                op.status = 599  # a corrupt answer: never write on top of it
-                return None
-            op.serial = int(response.json()["serial"])
-        return op.serial
-
-    async def post(self, ws: str, lock_id: str, serial: int) -> None:
-        body = state_body(ws, serial, self.name, lock_id, self.rng)
-        op = self._op("post", ws, lock_id)
-        op.serial = serial
-        op.sha256 = hashlib.sha256(body).hexdigest()
-        md5 = base64.b64encode(hashlib.md5(body).digest()).decode()
-        response = await self._send(
-            op,
-            "POST",
-            f"/v1/states/{ws}",
-            params={"ID": lock_id},
-            content=body,
-            headers={"Content-Type": "application/json", "Content-MD5": md5},
-        )
-        op.ret = time.monotonic()
-        if response is not None:
-            op.status = response.status_code
-            if response.status_code == 200:
-                op.created = bool(response.json()["created"])
-
-    async def unlock(self, ws: str, info: dict[str, str], *, held: bool) -> None:
-        # An unlock after an unknown LOCK outcome is clean-up: its 404 is no violation.
-        op = self._op("unlock" if held else "cleanup", ws, info["ID"])
-        response = await self._send(op, "UNLOCK", f"/v1/locks/{ws}", json=info)
-        op.ret = time.monotonic()
-        if response is not None:
-            op.status = response.status_code
-
-    async def cycle(self) -> None:
-        ws = self.rng.choice(self.workspaces)
-        lock_id = str(uuid.UUID(int=self.rng.getrandbits(128)))
-        info = {
-            "ID": lock_id,
-            "Operation": "OperationTypeApply",
-            "Info": "",
-            "Who": f"{self.name}@faults",
-            "Version": "1.15.5",
-            "Created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-            "Path": "",
-        }
-        held = await self.lock(ws, info)
-        if held is False:
-            return
-        try:
-            if held:
-                serial = await self.get(ws, lock_id)
-                if serial is not None:
-                    await self.post(ws, lock_id, serial + 1)
-        finally:
-            await self.unlock(ws, info, held=bool(held))
-        self.cycles += 1
-
-    async def run(self, until: float) -> None:
-        try:
-            while time.monotonic() < until:
-                await self.cycle()
-        finally:
-            await self.http.aclose()
-
-
-@dataclass
-class Run:
-    servers: list[ServerProc]
-    proxies: list[faultproxy.FaultProxy]
-    clients: list[Client]
-    rng: random.Random
-    faults: Counter[str] = field(default_factory=Counter)
-    notes: list[str] = field(default_factory=list)
-
-    def up_server(self, exclude: set[int] = frozenset()) -> int | None:  # type: ignore[assignment]
-        """An up server whose loss leaves another one up."""
-        up = [i for i, s in enumerate(self.servers) if not s.down and i not in exclude]
-        if len(up) < 2:
-            return None
-        return self.rng.choice(up)
-
-    async def _pick(self, until: float, waiters: bool = False) -> int | None:
-        while time.monotonic() < until:
-            index = self.up_server()
-            if waiters:
-                now = time.monotonic()
-                parked = {
-                    c.server
-                    for c in self.clients
-                    if c.waiting_since is not None and now - c.waiting_since > 0.3
-                }
-                candidates = [i for i in parked if not self.servers[i].down]
-                others_up = sum(not s.down for s in self.servers) >= 2
-                index = self.rng.choice(sorted(candidates)) if candidates and others_up else None
-            if index is not None:
-                return index
-            await asyncio.sleep(0.05)
-        return None
-
-    async def server_fault(self, kind: str, until: float) -> None:
-        if kind == PG_RESTART:
-            await asyncio.to_thread(pgcontrol.restart)
-            self.faults[kind] += 1
-            return
-        index = await self._pick(until, waiters=kind == KILL_WITH_WAITERS)
-        if index is None:
-            self.notes.append(f"{kind}: no server could be taken down in its slot")
-            return
-        server = self.servers[index]
-        if kind == SIGSTOP:
-            server.freeze()
-            self.faults[kind] += 1
-            try:
-                await asyncio.sleep(self.rng.uniform(0.5, 2.5))
-            finally:
-                server.thaw()
-            return
-        server.kill9()
-        self.faults[kind] += 1
-        await asyncio.sleep(self.rng.uniform(0.2, 1.0))
-        await self.restart(server)
-
-    async def restart(self, server: ServerProc) -> None:
-        # A start can fail while PostgreSQL restarts under it: try again, bounded.
-        for attempt in range(5):
-            try:
-                await server.start()
-                return
-            except RuntimeError as exc:
-                if attempt == 4:
-                    raise
-                last = server.lines[-1] if server.lines else str(exc)
-                self.notes.append(f"{server.name} failed to start, retried: {last:.200}")
-                await asyncio.sleep(1.0)
-
-
-def _slots(kinds: list[str], per_kind: int, start: float, span: float, rng: random.Random):  # type: ignore[no-untyped-def]
-    """(time, kind) for ``per_kind`` faults of each kind spread over ``span``: rounds
-    in which every kind comes once, in a shuffled order."""
-    order: list[str] = []
-    for _ in range(per_kind):
-        round_ = list(kinds)
-        rng.shuffle(round_)
-        order += round_
-    step = span / max(1, len(order))
-    return [(start + (n + 0.5) * step, kind) for n, kind in enumerate(order)]
-
-
-async def _inject_server_faults(run: Run, kinds: list[str], per_kind: int, span: float) -> None:
-    start = time.monotonic()
-    slots = _slots(kinds, per_kind, start, span, run.rng)
-    pending: set[asyncio.Task[None]] = set()
-    try:
-        for n, (at, kind) in enumerate(slots):
-            await asyncio.sleep(max(0.0, at - time.monotonic()))
-            until = slots[n + 1][0] if n + 1 < len(slots) else start + span
-            # A fault may look for its moment (a server with waiters) a little past its slot.
-            task = asyncio.ensure_future(run.server_fault(kind, max(until, at + 2.0) + 5.0))
-            pending.add(task)
-            task.add_done_callback(pending.discard)
-    finally:
-        # Every frozen server is thawed and every killed one restarted before this ends.
-        results = await asyncio.gather(*pending, return_exceptions=True)
-        for result in results:
-            if isinstance(result, BaseException):
-                run.notes.append(f"a fault failed: {result!r}")
-
-
-async def _inject_proxy_faults(run: Run, per_kind: int, span: float) -> None:
-    start = time.monotonic()
-    # A few spare ones: a fault counts when applied, and the last armed may find no traffic.
-    slots = _slots(list(faultproxy.KINDS), per_kind + 2, start, span, run.rng)
-    for at, kind in slots:
-        await asyncio.sleep(max(0.0, at - time.monotonic()))
-        run.rng.choice(run.proxies).arm(kind)
 
 
 async def _backup_midway(url: str, dest: Path, after: float, out: dict[str, Any]) -> None:
@@ -511,7 +130,7 @@ async def _run(
     seed: int,
     postgres: bool,
     backup: Path | None,
-) -> dict[str, Any]:
+) -> tuple[dict[str, Any], Final]:
     rng = random.Random(seed)
     store = open_store(settings, url)
     try:
@@ -551,8 +170,8 @@ async def _run(
         span = seconds * 0.95
         work = [asyncio.ensure_future(c.run(until)) for c in team]
         injectors = [
-            asyncio.ensure_future(_inject_server_faults(run, kinds, per_kind, span)),
-            asyncio.ensure_future(_inject_proxy_faults(run, per_kind, span)),
+            asyncio.ensure_future(inject_server_faults(run, kinds, per_kind, span)),
+            asyncio.ensure_future(inject_proxy_faults(run, per_kind, span)),
         ]
         if backup is not None:
             injectors.append(asyncio.ensure_future(_backup_midway(url, backup, seconds / 2, out)))
@@ -590,7 +209,6 @@ async def _run(
     verified = verify_database(settings, url)
     final.verify_problems = [f"{p.kind} {p.name}: {p.message}" for p in verified.problems]
     report = check(ops, final)
-    out["_final"] = final  # for callers of run_faults; never printed
     faults = {kind: run.faults.get(kind, 0) for kind in kinds + list(faultproxy.KINDS)}
     out.update(
         {
@@ -620,7 +238,7 @@ async def _run(
             "notes": run.notes,
         }
     )
-    return out
+    return out, final
 
 
 def run_faults(
@@ -666,7 +284,7 @@ def run_faults(
         else:
             url = f"sqlite:///{home / 'faults.db'}"
         try:
-            result = asyncio.run(
+            return asyncio.run(
                 _run(
                     url=url,
                     settings=settings,
@@ -679,8 +297,6 @@ def run_faults(
                     backup=backup,
                 )
             )
-            final = result.pop("_final")
-            return result, final
         finally:
             if postgres:
                 pgcontrol.ensure_running()
