@@ -111,6 +111,21 @@ class StoreError(DriftsafeError):
     http_status = 503
 
 
+class StoreUnavailable(StoreError):
+    """The database cannot be reached right now (PostgreSQL restarting, network cut):
+    answered 503 with ``Retry-After``, which Terraform's http client retries."""
+
+    code = "store_unavailable"
+    retry_after = 2
+
+
+class StorageFull(StoreError):
+    """The database's disk is full: nothing was written, earlier versions are intact."""
+
+    code = "insufficient_storage"
+    http_status = 507
+
+
 class DriftError(DriftsafeError):
     """A drift check could not reach a verdict (lock held, init failed, provider error)."""
 

@@ -48,6 +48,10 @@ SETTINGS_DOC: dict[str, tuple[str, str]] = {
         "DRIFTSAFE_LOCK_STALE_AFTER",
         "Age after which a lock counts as stale (default 15m).",
     ),
+    "shutdown_grace": (
+        "DRIFTSAFE_SHUTDOWN_GRACE",
+        "On SIGTERM, how long the server lets requests in flight finish (default 30s).",
+    ),
     "tf_timeout": (
         "DRIFTSAFE_TF_TIMEOUT",
         "Timeout for one Terraform command run by driftsafe (default 30m).",
@@ -85,6 +89,7 @@ class Settings:
     max_state_bytes: int = 64 * 1024 * 1024
     retention: int = 0
     lock_stale_after: float = 15 * 60.0
+    shutdown_grace: float = 30.0
     tf_timeout: float = 30 * 60.0
     auth_failure_limit: int = 20
     console_idle: float = 12 * 3600.0
@@ -134,6 +139,7 @@ class Settings:
             max_state_bytes=as_int("max_state_bytes", 64 * 1024 * 1024),
             retention=as_int("retention", 0),
             lock_stale_after=parse_duration(get("lock_stale_after") or "15m"),
+            shutdown_grace=parse_duration(get("shutdown_grace") or "30s"),
             tf_timeout=parse_duration(get("tf_timeout") or "30m"),
             auth_failure_limit=as_int("auth_failure_limit", 20),
             console_idle=parse_duration(get("console_idle") or "12h"),

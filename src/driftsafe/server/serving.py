@@ -21,7 +21,7 @@ import uvicorn
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from driftsafe.errors import ConfigError, DriftsafeError
-from driftsafe.server.app import JsonLogFormatter, create_app
+from driftsafe.server.app import JsonLogFormatter, begin_shutdown, create_app
 from driftsafe.settings import Settings
 from driftsafe.store import SqlStore, open_store
 
@@ -79,7 +79,9 @@ class _NoDelayH11(H11Protocol):
         super().connection_made(transport)
 
 
-def _config(app: object, *, tls: tuple[Path, Path] | None, log_level: str) -> uvicorn.Config:
+def _config(
+    app: object, *, tls: tuple[Path, Path] | None, log_level: str, grace: float
+) -> uvicorn.Config:
     kwargs: dict[str, object] = {}
     if tls is not None:
         kwargs = {"ssl_certfile": str(tls[0]), "ssl_keyfile": str(tls[1])}
@@ -92,6 +94,9 @@ def _config(app: object, *, tls: tuple[Path, Path] | None, log_level: str) -> uv
         timeout_keep_alive=30,
         # Terraform sends LOCK/UNLOCK; h11 accepts any method token.
         http=_NoDelayH11,
+        # On shutdown: stop accepting, let requests in flight finish (a big upload is
+        # read and stored), cancel what still runs after this many seconds.
+        timeout_graceful_shutdown=max(1, round(grace)),
         **kwargs,  # type: ignore[arg-type]
     )
 
@@ -150,7 +155,9 @@ def start_server(
     sock = _bind(host, port)
     real_port = sock.getsockname()[1]
     app = create_app(settings, the_store, insecure_no_auth=insecure_no_auth, warnings=warnings)
-    server = uvicorn.Server(_config(app, tls=tls, log_level="warning"))
+    server = uvicorn.Server(
+        _config(app, tls=tls, log_level="warning", grace=settings.shutdown_grace)
+    )
     failure: list[BaseException] = []
 
     def run() -> None:
@@ -173,8 +180,9 @@ def start_server(
         time.sleep(0.01)
 
     def stop() -> None:
+        begin_shutdown(app)
         server.should_exit = True
-        thread.join(timeout=15)
+        thread.join(timeout=settings.shutdown_grace + 15)
         sock.close()
         if own_store:
             the_store.close()
@@ -190,10 +198,11 @@ class _QuietServer(uvicorn.Server):
         yield
 
 
-def _request_exit(server: uvicorn.Server) -> None:
+def _request_exit(server: uvicorn.Server, app: object) -> None:
     # A second signal forces the exit, as uvicorn does.
     if server.should_exit:
         server.force_exit = True
+    begin_shutdown(app)  # type: ignore[arg-type]
     server.should_exit = True
 
 
@@ -240,7 +249,9 @@ def serve(
         sock = _bind(host, port)
         configure_logging(settings.log_level)
         app = create_app(settings, store, insecure_no_auth=insecure_no_auth, warnings=warnings)
-        server = _QuietServer(_config(app, tls=tls, log_level=settings.log_level))
+        server = _QuietServer(
+            _config(app, tls=tls, log_level=settings.log_level, grace=settings.shutdown_grace)
+        )
         url = _url(host, sock.getsockname()[1], tls is not None)
 
         async def main() -> None:
@@ -248,7 +259,7 @@ def serve(
             # shutdown, which would kill us before the store is closed.
             loop = asyncio.get_running_loop()
             for sig in (signal.SIGINT, signal.SIGTERM):
-                loop.add_signal_handler(sig, _request_exit, server)
+                loop.add_signal_handler(sig, _request_exit, server, app)
             task = asyncio.create_task(server.serve(sockets=[sock]))
             while not server.started and not task.done():
                 await asyncio.sleep(0.01)

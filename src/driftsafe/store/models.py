@@ -86,6 +86,9 @@ class LockRecord:
     token: str | None
     remote_addr: str | None
     acquired_at: float
+    # True when this answers a retried request (a lost response, resent): the LOCK found
+    # the lock already its own, or the UNLOCK found it already released by this ID.
+    retry: bool = False
 
     def lock_info(self) -> dict[str, str]:
         """The bare LockInfo JSON Terraform unmarshals from a 423/409 body."""

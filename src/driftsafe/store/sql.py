@@ -76,6 +76,7 @@ class SqlStore(ConsoleMixin):
         super().__init__(url, cipher, retention=retention)
         self._listen_thread: threading.Thread | None = None
         self._listen_stop = threading.Event()
+        self._listen_up = threading.Event()
 
     # lifecycle -----------------------------------------------------------------
 
@@ -436,18 +437,33 @@ class SqlStore(ConsoleMixin):
 
         return unsubscribe
 
+    def listening(self) -> bool | None:
+        """On PostgreSQL with a listener started: whether it is connected (it
+        reconnects by itself after a restart); None otherwise."""
+        if self._listen_thread is None:
+            return None
+        return self._listen_up.is_set()
+
     def _listen_loop(self) -> None:
         import psycopg
 
         while not self._listen_stop.is_set():
             try:
-                with psycopg.connect(libpq_url(self.url), autocommit=True) as conn:
+                with psycopg.connect(
+                    libpq_url(self.url), autocommit=True, connect_timeout=5
+                ) as conn:
                     conn.execute("LISTEN driftsafe_locks")
+                    self._listen_up.set()
+                    # Releases announced while no listener was connected are lost:
+                    # wake every waiter once so none sleeps through one.
+                    self.notify_local("*")
                     while not self._listen_stop.is_set():
                         for note in conn.notifies(timeout=0.5):
                             self.notify_local(note.payload)
             except psycopg.Error as exc:
                 # Waiters also poll, so a lost listener only slows hand-over: retry.
                 log.warning("lock listener lost its PostgreSQL connection: %s", exc)
-                if self._listen_stop.wait(1.0):
-                    return
+            finally:
+                self._listen_up.clear()
+            if self._listen_stop.wait(0.5):
+                return
