@@ -118,6 +118,7 @@ _ERRORS = {
     "404": "No such workspace, version, lock or route",
     "409": "Refused by the current state: the lock is held, not stale, ...",
     "413": "The body is over the size limit",
+    "429": "Too many failed authentications from this address: retry after Retry-After",
     "503": "The database is unreachable right now: retry after Retry-After seconds",
 }
 
@@ -128,7 +129,11 @@ def _json(schema: dict[str, Any], description: str) -> dict[str, Any]:
 
 def _responses(ok: str, schema: dict[str, Any], errors: str, description: str) -> dict[str, Any]:
     out = {ok: _json(schema, description)}
-    for status in errors.split():
+    statuses = errors.split()
+    if "401" in statuses:
+        # Any request that carries credentials can meet the per-address limit.
+        statuses.append("429")
+    for status in statuses:
         out[status] = _json(_ref("Error"), _ERRORS[status])
     return out
 
