@@ -19,7 +19,7 @@ from driftsafe.engine import Engine
 
 # Terraform's go-plugin magic cookie: the provider serves only when it is set.
 COOKIE = "d602bf8f470bc67ca7faa0386276bbdd4330efaf76d1a219cb4d6991ca9872b2"
-HANDSHAKE = re.compile(r"^1\|6\|unix\|/[^|]*pyvider-(\d+)\.sock\|grpc\|")
+HANDSHAKE = re.compile(r"^1\|6\|unix\|/[^|]*plugin-(\d+)\.sock\|grpc\|")
 
 
 def _alive(pid: int) -> bool:
