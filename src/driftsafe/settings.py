@@ -57,7 +57,16 @@ SETTINGS_DOC: dict[str, tuple[str, str]] = {
         "DRIFTSAFE_GITHUB_API",
         "GitHub API base URL (GitHub Enterprise: https://HOST/api/v3).",
     ),
+    "provider_sessions": (
+        "DRIFTSAFE_PROVIDER_SESSIONS",
+        "0 lets Terraform start the lab provider itself (3-4 times per command); "
+        "default: driftsafe serves it once per run (TF_REATTACH_PROVIDERS).",
+    ),
 }
+
+
+_BOOLEAN = {"1": True, "true": True, "yes": True, "on": True}
+_BOOLEAN |= {"0": False, "false": False, "no": False, "off": False}
 
 
 def _default_home(environ: Mapping[str, str]) -> Path:
@@ -80,6 +89,7 @@ class Settings:
     tf_timeout: float = 30 * 60.0
     log_level: str = "info"
     github_api: str = "https://api.github.com"
+    provider_sessions: bool = True
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -106,6 +116,9 @@ class Settings:
         level = (get("log_level") or "info").lower()
         if level not in {"debug", "info", "warning", "error"}:
             raise ConfigError(f"DRIFTSAFE_LOG_LEVEL={level!r}: use debug, info, warning or error")
+        sessions = (get("provider_sessions") or "1").lower()
+        if sessions not in _BOOLEAN:
+            raise ConfigError(f"DRIFTSAFE_PROVIDER_SESSIONS={sessions!r}: use 1 or 0")
         return cls(
             home=home,
             engine=get("engine") or "embedded",
@@ -120,6 +133,7 @@ class Settings:
             tf_timeout=parse_duration(get("tf_timeout") or "30m"),
             log_level=level,
             github_api=(get("github_api") or "https://api.github.com").rstrip("/"),
+            provider_sessions=_BOOLEAN[sessions],
         )
 
     def with_(self, **changes: Any) -> Settings:

@@ -3,6 +3,7 @@ DRIFTSAFE_PROVIDER_FORKSERVER=0 serves cold."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import re
@@ -86,6 +87,8 @@ def _wait_gone(pid: int, timeout: float = 10) -> bool:
 
 
 def test_plans_use_forked_starts(engine: Engine, tmp_path: Path) -> None:
+    # Terraform starting the provider itself (no session): each start is forked.
+    engine = dataclasses.replace(engine, settings=engine.settings.with_(provider_sessions=False))
     trace = tmp_path / "trace.jsonl"
     tf = make_tf_dir(engine, tmp_path / "root", 'resource "lab_delay" "d" {\n  seconds = 0\n}\n')
     env = {"DRIFTSAFE_PROVIDER_TRACE": str(trace)}

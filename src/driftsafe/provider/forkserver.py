@@ -67,6 +67,9 @@ def run_server(path: str) -> None:
     from driftsafe.provider.plugin import preload
 
     server = Server(path, preload())
+    from driftsafe.provider.goplugin import sweep_sockets
+
+    sweep_sockets(os.path.dirname(path))
     # Everything preloaded is long-lived: keep the collector away from it, so a
     # child's first collection does not walk (and copy-on-write) the whole heap.
     gc.collect()
@@ -94,6 +97,7 @@ def run_server(path: str) -> None:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(path)
         listener.close()
+        sweep_sockets(os.path.dirname(path))
 
 
 def _receive(conn: socket.socket) -> tuple[bytes, list[int]]:

@@ -38,6 +38,7 @@ import contextlib
 import datetime
 import importlib
 import ipaddress
+import json
 import os
 import signal
 import sys
@@ -55,6 +56,7 @@ MAX_MESSAGE_BYTES = 256 * 1024 * 1024
 # How long in-flight RPCs get to finish once shutdown is asked for.
 STOP_GRACE_SECONDS = 5.0
 CERT_VALIDITY = datetime.timedelta(days=7)
+SOCKET_PREFIX = "plugin-"
 # grpc and grpc_health ship no type information: imported by name, typed as modules.
 _UNTYPED_MODULES = ("grpc", "grpc_health.v1.health_pb2", "grpc_health.v1.health_pb2_grpc")
 
@@ -162,16 +164,27 @@ def launched_by_terraform(environ: os._Environ[str] | dict[str, str]) -> bool:
 
 def socket_dir(environ: os._Environ[str] | dict[str, str]) -> str:
     """A private directory for the plugin's socket (go-plugin may name one)."""
-    named = environ.get("PLUGIN_UNIX_SOCKET_DIR")
-    if named:
-        return named
-    base = environ.get("XDG_RUNTIME_DIR") or environ.get("TMPDIR") or "/tmp"
-    directory = os.path.join(base, f"driftsafe-{os.getuid()}")
-    os.makedirs(directory, mode=0o700, exist_ok=True)
-    st = os.stat(directory)
-    if st.st_uid != os.getuid() or st.st_mode & 0o077:
-        raise PluginError(f"{directory} must be a directory only this user can use")
+    from driftsafe.provider.launcher import private_dir
+
+    directory = environ.get("PLUGIN_UNIX_SOCKET_DIR") or private_dir(environ)
+    if directory is None:
+        raise PluginError("no private directory for the plugin's socket (see TMPDIR)")
     return directory
+
+
+def sweep_sockets(directory: str) -> None:
+    """Remove sockets left by providers that were killed (they cannot clean up)."""
+    for name in os.listdir(directory):
+        pid = name.removeprefix(SOCKET_PREFIX).removesuffix(".sock")
+        if not (name.startswith(SOCKET_PREFIX) and name.endswith(".sock") and pid.isdigit()):
+            continue
+        try:
+            os.kill(int(pid), 0)
+        except ProcessLookupError:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(os.path.join(directory, name))
+        except PermissionError:
+            pass  # alive, and someone else's
 
 
 def preload() -> None:
@@ -239,13 +252,14 @@ def _services(stopping: asyncio.Event) -> list[tuple[Any, Any]]:
     ]
 
 
-async def _serve(provider_servicer: Any, add_provider: Any) -> None:
+async def _serve(provider_servicer: Any, add_provider: Any, session: bool) -> None:
     grpc = importlib.import_module("grpc")
 
-    version = negotiate_version(os.environ)
-    tls = bool(os.environ.get("PLUGIN_CLIENT_CERT", "").strip())
+    # A session is dialled through TF_REATTACH_PROVIDERS, which has no TLS.
+    version = PROTOCOL_VERSION if session else negotiate_version(os.environ)
+    tls = not session and bool(os.environ.get("PLUGIN_CLIENT_CERT", "").strip())
     cert = new_server_cert() if tls else None
-    path = os.path.join(socket_dir(os.environ), f"plugin-{os.getpid()}.sock")
+    path = os.path.join(socket_dir(os.environ), f"{SOCKET_PREFIX}{os.getpid()}.sock")
     with contextlib.suppress(FileNotFoundError):
         os.unlink(path)
 
@@ -273,15 +287,15 @@ async def _serve(provider_servicer: Any, add_provider: Any) -> None:
         raise PluginError(f"gRPC could not listen on {path}")
     await server.start()
     try:
-        fields = [
-            str(CORE_PROTOCOL_VERSION),
-            str(version),
-            "unix",
-            path,
-            "grpc",
-            cert.handshake if cert is not None else "",
-        ]
-        sys.stdout.write("|".join(fields) + "\n")
+        if session:
+            line = json.dumps(
+                {"pid": os.getpid(), "network": "unix", "address": path, "protocol": version}
+            )
+            _watch_run(loop, stopping)
+        else:
+            fields = [str(CORE_PROTOCOL_VERSION), str(version), "unix", path, "grpc"]
+            line = "|".join([*fields, cert.handshake if cert is not None else ""])
+        sys.stdout.write(line + "\n")
         sys.stdout.flush()
         await stopping.wait()
     finally:
@@ -290,10 +304,66 @@ async def _serve(provider_servicer: Any, add_provider: Any) -> None:
             os.unlink(path)
 
 
-def serve(provider_servicer: Any, add_provider: Any) -> int:
-    """Serve Terraform until it shuts this start down; return the exit code."""
+def _watch_run(loop: asyncio.AbstractEventLoop, stopping: asyncio.Event) -> None:
+    """A session serves one Terraform run and ends with it.
+
+    Whoever started the session writes that run's pid on our stdin once Terraform
+    is running; the session stops when that process ends (killed or not), or when
+    stdin closes without a pid (the run never started).
+    """
+    received = bytearray()
+
+    def on_stdin() -> None:
+        try:
+            data = os.read(0, 64)
+        except OSError:
+            data = b""
+        received.extend(data)
+        if b"\n" not in received and data:
+            return
+        loop.remove_reader(0)
+        line = bytes(received).split(b"\n", 1)[0].strip()
+        if not line.isdigit():
+            stopping.set()  # closed before a pid: nothing will ever connect
+            return
+        _watch_pid(loop, int(line), stopping)
+
+    loop.add_reader(0, on_stdin)
+
+
+def _watch_pid(loop: asyncio.AbstractEventLoop, pid: int, stopping: asyncio.Event) -> None:
     try:
-        asyncio.run(_serve(provider_servicer, add_provider))
+        # Readable once the process has exited: no polling, no pid-reuse race.
+        pidfd = os.pidfd_open(pid)
+    except ProcessLookupError:
+        stopping.set()
+        return
+    except (AttributeError, OSError):
+        loop.create_task(_poll_pid(pid, stopping))  # no pidfd (not Linux)
+        return
+
+    def ended() -> None:
+        loop.remove_reader(pidfd)
+        os.close(pidfd)
+        stopping.set()
+
+    loop.add_reader(pidfd, ended)
+
+
+async def _poll_pid(pid: int, stopping: asyncio.Event) -> None:
+    while not stopping.is_set():
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            stopping.set()
+            return
+        await asyncio.sleep(0.25)
+
+
+def serve(provider_servicer: Any, add_provider: Any, *, session: bool = False) -> int:
+    """Serve until shut down (a Terraform start) or until the run ends (a session)."""
+    try:
+        asyncio.run(_serve(provider_servicer, add_provider, session))
     except PluginError as exc:
         print(f"terraform-provider-lab: {exc}", file=sys.stderr, flush=True)
         return 1

@@ -10,9 +10,9 @@ provider that serves Terraform exactly as a cold start would, and reports its
 exit code back here. This process forwards signals to that child and exits
 with its code.
 
-When no server answers, this start is served cold (``plugin.serve_cold``) and
-a server is started for the next ones. ``DRIFTSAFE_PROVIDER_FORKSERVER=0``
-always serves cold.
+When no server answers, ``launch`` returns None and ``__main__`` serves the
+start cold (``plugin.serve_cold``); a server is started for the next ones.
+``DRIFTSAFE_PROVIDER_FORKSERVER=0`` always serves cold.
 """
 
 from __future__ import annotations
@@ -20,9 +20,11 @@ from __future__ import annotations
 import _socket
 import os
 import sys
-import time
 
 ENABLE_ENV = "DRIFTSAFE_PROVIDER_FORKSERVER"
+# Set (to 1) by driftsafe's engine on a provider it starts to serve one whole
+# Terraform run through TF_REATTACH_PROVIDERS (see goplugin._watch_run).
+SESSION_ENV = "DRIFTSAFE_PROVIDER_SESSION"
 CONNECT_TIMEOUT = 10.0
 # The fork server keeps only these from the environment of the launcher that
 # spawned it: Terraform passes plugins everything, TF_VAR_* secrets included,
@@ -235,16 +237,3 @@ def spawn_server(path: str) -> None:
         finally:
             os._exit(1)
     os.waitpid(pid, 0)
-
-
-def main() -> None:
-    started = time.time()
-    args = sys.argv[1:]
-    code = launch(args, started) if enabled(os.environ) else None
-    if code is None:
-        from driftsafe.provider.plugin import serve_cold
-
-        code = serve_cold(args, started)
-        sys.exit(code)
-    # Terraform waits for this process to end; it has nothing to clean up.
-    os._exit(code)

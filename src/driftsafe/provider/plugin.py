@@ -33,15 +33,20 @@ class Prepared:
     add_to_server: Any
 
 
-def _trace(path: str, started: float, imported: float, forked: bool) -> None:
+def _trace(path: str, started: float, imported: float, forked: bool, session: bool) -> None:
     import json
+    import resource
 
+    usage = resource.getrusage(resource.RUSAGE_SELF)
     record = {
         "pid": os.getpid(),
         "start": started,
         "imported": imported,
         "end": time.time(),
         "forked": forked,
+        "session": session,
+        # CPU seconds this process used (a forked child counts from its fork).
+        "cpu": usage.ru_utime + usage.ru_stime,
     }
     with open(path, "a", encoding="utf-8") as handle:
         handle.write(json.dumps(record) + "\n")
@@ -122,6 +127,8 @@ async def _prepare_hub() -> None:
     provider = provider_class()
     await provider.setup()
     hub.register("singleton", "provider", provider)
+    for resource_class in hub.get_components("resource").values():
+        resource_class.get_schema()  # cached per class: every child inherits it built
 
 
 def _register_start_config() -> None:
@@ -136,6 +143,8 @@ def _register_start_config() -> None:
 def _run(prepared: Prepared, started: float, forked: bool) -> int:
     from driftsafe.provider import goplugin
 
+    session = _is_session(os.environ)
+
     _register_start_config()
     imported = time.time()
     trace = os.environ.get(TRACE_ENV)
@@ -145,13 +154,15 @@ def _run(prepared: Prepared, started: float, forked: bool) -> int:
             import cProfile
 
             profiler = cProfile.Profile()
-            code = profiler.runcall(goplugin.serve, prepared.handler, prepared.add_to_server)
+            code = profiler.runcall(
+                goplugin.serve, prepared.handler, prepared.add_to_server, session=session
+            )
             profiler.dump_stats(os.path.join(profile_dir, f"provider-{os.getpid()}.prof"))
             return code
-        return goplugin.serve(prepared.handler, prepared.add_to_server)
+        return goplugin.serve(prepared.handler, prepared.add_to_server, session=session)
     finally:
         if trace:
-            _trace(trace, started, imported, forked)
+            _trace(trace, started, imported, forked, session)
 
 
 def _pyvider_cli(args: list[str]) -> int:
@@ -171,10 +182,16 @@ def _pyvider_cli(args: list[str]) -> int:
     return 0
 
 
+def _is_session(environ: os._Environ[str]) -> bool:
+    from driftsafe.provider.launcher import SESSION_ENV
+
+    return environ.get(SESSION_ENV) == "1"
+
+
 def _is_plain_start(args: list[str]) -> bool:
     from driftsafe.provider import goplugin
 
-    return not args and goplugin.launched_by_terraform(os.environ)
+    return not args and (_is_session(os.environ) or goplugin.launched_by_terraform(os.environ))
 
 
 def serve_cold(args: list[str], started: float) -> int:
