@@ -1,4 +1,10 @@
-"""Serve one Terraform start over go-plugin's gRPC protocol: handshake, TLS, services.
+"""Serve Terraform over go-plugin's gRPC protocol: handshake, TLS, services.
+
+Two ways: one *start* (Terraform ran the provider and stops it with go-plugin's
+``Shutdown``), or one *session* (driftsafe's engine ran it for a whole Terraform
+run, which reaches it through ``TF_REATTACH_PROVIDERS``; see
+``driftsafe/engine/sessions.py``): the first stdout line is then the address as
+JSON, the run's pid arrives on stdin, and the session ends with that process.
 
 pyvider's own server (``pyvider.rpcplugin``) does the same job, but a start
 through it cost ~190 ms on top of the RPCs themselves, and Terraform starts the
@@ -28,6 +34,9 @@ What go-plugin expects of a plugin, and what this does:
 - ``plugin.GRPCStdio`` and ``plugin.GRPCBroker``: this provider forwards no
   stdio and brokers no services; both streams end at once or at shutdown;
 - ``grpc.health.v1.Health`` reports ``plugin`` as serving.
+
+A session speaks plaintext gRPC (a reattach config has no TLS) on the same
+private socket, and Terraform never sends it ``Shutdown`` (Test mode).
 """
 
 from __future__ import annotations
