@@ -175,7 +175,9 @@ def _served(sock: _socket.socket, args: list[str], started: float) -> int | None
     except (OSError, ValueError):
         return None
     _forward_signals(pid)
-    _exit_when_orphaned()
+    if os.environ.get(SESSION_ENV) != "1":
+        # A session lives as long as its Terraform run, whoever started it.
+        _exit_when_orphaned()
     finished = lines.readline()
     if not finished.startswith(b"exit "):
         return 1  # the child died without reporting (killed)

@@ -196,7 +196,8 @@ def _is_plain_start(args: list[str]) -> bool:
 
 def serve_cold(args: list[str], started: float) -> int:
     """Serve this start in this process, importing everything first (~0.3 s)."""
-    _exit_when_orphaned()
+    if not _is_session(os.environ):
+        _exit_when_orphaned()  # a session ends with its run instead
     if not _is_plain_start(args):
         return _pyvider_cli(args)
     return _run(preload(), started, forked=False)
