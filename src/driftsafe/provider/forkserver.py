@@ -28,12 +28,11 @@ import signal
 import socket
 import sys
 import threading
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from driftsafe.provider import launcher
-
-if TYPE_CHECKING:
-    from driftsafe.provider.plugin import Prepared
+from driftsafe.provider.goplugin import sweep_sockets
+from driftsafe.provider.plugin import Prepared, preload, serve_forked
 
 IDLE_SECONDS = 120.0
 MAX_REQUEST_BYTES = 16 << 20
@@ -64,11 +63,7 @@ def run_server(path: str) -> None:
         fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
         return  # another server owns this socket
-    from driftsafe.provider.plugin import preload
-
     server = Server(path, preload())
-    from driftsafe.provider.goplugin import sweep_sockets
-
     sweep_sockets(os.path.dirname(path))
     # Everything preloaded is long-lived: keep the collector away from it, so a
     # child's first collection does not walk (and copy-on-write) the whole heap.
@@ -171,8 +166,6 @@ def _child(conn: socket.socket, fds: list[int], body: bytes, prepared: Prepared)
         os._exit(1)
 
     threading.Thread(target=watch_launcher, daemon=True).start()
-    from driftsafe.provider.plugin import serve_forked
-
     code = serve_forked(args, started, prepared)
     with contextlib.suppress(OSError):
         sys.stdout.flush()
