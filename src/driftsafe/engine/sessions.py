@@ -38,10 +38,21 @@ SESSION_ENV = "DRIFTSAFE_PROVIDER_SESSION"  # read by driftsafe.provider.launche
 # on a loaded machine). Past this, the run starts its providers itself.
 READY_TIMEOUT = 20.0
 # Terraform subcommands that start providers. `init` must never see a reattached
-# provider: it would leave the provider out of the lock file.
+# provider: it then writes no lock file entry for it (tried: no lock file at all).
 PROVIDER_COMMANDS = frozenset(
-    {"apply", "console", "destroy", "import", "plan", "providers", "refresh", "show", "state"}
-    | {"test", "validate"}
+    [
+        "apply",
+        "console",
+        "destroy",
+        "import",
+        "plan",
+        "providers",
+        "refresh",
+        "show",
+        "state",
+        "test",
+        "validate",
+    ]
 )
 LOCK_FILE = ".terraform.lock.hcl"
 
