@@ -27,6 +27,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/provider.py
 	$(BIN)/python bench/server.py
 	$(BIN)/python bench/drift.py
+	$(BIN)/python bench/storage.py
 
 clean:
 	rm -rf $(VENV) lab-run .pytest_cache

@@ -43,6 +43,12 @@ def _isolated_env(ds_home: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[No
 
 
 @pytest.fixture(scope="session")
+def anyio_backend() -> str:
+    """``@pytest.mark.anyio`` tests run on asyncio only: the server is asyncio code."""
+    return "asyncio"
+
+
+@pytest.fixture(scope="session")
 def pg_url() -> str:
     """The real PostgreSQL of CI (DRIFTSAFE_TEST_PG_URL); skip with a reason without it."""
     url = os.environ.get("DRIFTSAFE_TEST_PG_URL")

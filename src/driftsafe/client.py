@@ -98,7 +98,10 @@ class Client:
         *,
         timeout: float = 30.0,
         verify: bool | str = True,
+        transport: httpx.BaseTransport | None = None,
     ) -> None:
+        """``transport`` replaces the network (e.g. ``httpx.MockTransport`` in tests);
+        ``verify`` then does not apply."""
         base = base_url.rstrip("/")
         if not base.startswith(("http://", "https://")):
             raise ConfigError(f"server URL {base_url!r} must start with http:// or https://")
@@ -106,16 +109,23 @@ class Client:
         headers = {"Accept": "application/json"}
         if token:
             headers["Authorization"] = f"Bearer {token}"
-        self._http = httpx.Client(base_url=base, headers=headers, timeout=timeout, verify=verify)
+        self._http = httpx.Client(
+            base_url=base, headers=headers, timeout=timeout, verify=verify, transport=transport
+        )
 
     @classmethod
     def from_settings(
-        cls, settings: Settings, *, server: str | None = None, token: str | None = None
+        cls,
+        settings: Settings,
+        *,
+        server: str | None = None,
+        token: str | None = None,
+        transport: httpx.BaseTransport | None = None,
     ) -> Client:
         url = server or settings.server
         if not url:
             raise ConfigError("no server given: pass --server URL or set DRIFTSAFE_SERVER")
-        return cls(url, token or settings.token)
+        return cls(url, token or settings.token, transport=transport)
 
     def __enter__(self) -> Client:
         return self
@@ -142,8 +152,9 @@ class Client:
         try:
             response = self._http.request(method, path, params=params, json=json)
         except httpx.TransportError as exc:
+            why = str(exc) or type(exc).__name__  # a timeout's text is often empty
             raise ServerUnreachable(
-                f"cannot reach driftsafe server at {self.base_url}: {exc or type(exc).__name__}"
+                f"cannot reach driftsafe server at {self.base_url}: {why}"
             ) from None
         if response.status_code >= 400:
             raise error_from_response(response)

@@ -38,6 +38,22 @@ class EngineError(DriftsafeError):
     code = "engine_error"
 
 
+class Interrupted(EngineError):
+    """A signal (SIGINT, SIGTERM, SIGHUP) asked driftsafe to stop. Terraform was asked
+    to stop too and waited for; no new Terraform command starts. The command exits
+    ``128 + signal``, as a shell reports a process stopped by that signal."""
+
+    code = "interrupted"
+
+    def __init__(self, signum: int, message: str | None = None) -> None:
+        import signal
+
+        name = signal.Signals(signum).name
+        super().__init__(message or f"interrupted by {name}: no new Terraform command started")
+        self.signal = signum
+        self.exit_code = 128 + signum
+
+
 class BadRequest(DriftsafeError):
     code = "bad_request"
     http_status = 400

@@ -1,16 +1,81 @@
-"""Helpers for server tests: a started server with tokens, Terraform roots on it."""
+"""Helpers for server tests: the app in-process or a started server with tokens,
+Terraform roots on it."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 
+import anyio
 import httpx
+from starlette.types import ASGIApp, Message
 
 from driftsafe.engine import Engine
 from driftsafe.engine.process import Process, RunResult
 from driftsafe.server.serving import RunningServer
 from driftsafe.store import SqlStore
+
+
+@asynccontextmanager
+async def lifespan(app: ASGIApp) -> AsyncIterator[None]:
+    """Run ``app``'s ASGI lifespan as uvicorn does: startup before the first request,
+    shutdown after the last. Sent to the app ``create_app`` returns, so the wrapper
+    that uvicorn serves passes the messages on exactly as in production."""
+    to_app, app_inbox = anyio.create_memory_object_stream[Message](1)
+    app_outbox, from_app = anyio.create_memory_object_stream[Message](1)
+    scope = {"type": "lifespan", "asgi": {"version": "3.0", "spec_version": "2.0"}, "state": {}}
+
+    async def run() -> None:
+        async with app_inbox, app_outbox:
+            await app(scope, app_inbox.receive, app_outbox.send)
+
+    async with anyio.create_task_group() as tg, to_app, from_app:
+        tg.start_soon(run)
+        await to_app.send({"type": "lifespan.startup"})
+        started = await from_app.receive()
+        if started["type"] != "lifespan.startup.complete":
+            raise RuntimeError(f"app startup failed: {started.get('message')}")
+        try:
+            yield
+        finally:
+            await to_app.send({"type": "lifespan.shutdown"})
+            stopped = await from_app.receive()
+            if stopped["type"] != "lifespan.shutdown.complete":
+                raise RuntimeError(f"app shutdown failed: {stopped.get('message')}")
+
+
+@dataclass
+class AppSrv:
+    """The real app over a real store, in this process: requests go through
+    ``httpx.ASGITransport`` instead of a socket."""
+
+    app: ASGIApp
+    store: SqlStore
+    admin: str
+    writer: str
+    reader: str
+    db: str
+    _clients: list[httpx.AsyncClient] = field(default_factory=list, repr=False)
+
+    def client(self, token: str | None = None, *, basic: str | None = None) -> httpx.AsyncClient:
+        """A client sending ``token`` as Bearer (the API), or ``basic`` as the HTTP Basic
+        password (the backend, as Terraform does); closed when the fixture ends."""
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        client = httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=self.app),  # type: ignore[arg-type]
+            base_url="http://driftsafe.test",
+            headers=headers,
+            auth=("tf", basic) if basic else None,
+            timeout=60,
+        )
+        self._clients.append(client)
+        return client
+
+    async def aclose(self) -> None:
+        while self._clients:
+            await self._clients.pop().aclose()
 
 
 @dataclass

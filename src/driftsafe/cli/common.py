@@ -34,7 +34,8 @@ def get_settings(ctx: click.Context | None = None) -> Settings:
 
 
 def handle_errors(func: F) -> F:
-    """Render DriftsafeError as one line on stderr and exit 1: never a traceback."""
+    """Render DriftsafeError as one line on stderr and exit 1 (128+N when a signal
+    stopped the command): never a traceback."""
 
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -44,7 +45,7 @@ def handle_errors(func: F) -> F:
             click.echo(f"Error: {exc.message}", err=True)
             if exc.detail and isinstance(exc.detail, str):
                 click.echo(exc.detail, err=True)
-            sys.exit(EXIT_ERROR)
+            sys.exit(getattr(exc, "exit_code", EXIT_ERROR))
 
     return wrapper  # type: ignore[return-value]
 

@@ -70,7 +70,16 @@ def drift() -> None:
     help="Run terraform init first (default: only when .terraform is missing).",
 )
 @click.option(
-    "--jobs", "-j", type=click.IntRange(min=1), help="Roots checked at once (default: cores)."
+    "--jobs",
+    "-j",
+    type=click.IntRange(min=1),
+    help="Roots checked at once (default: twice the cores).",
+)
+@click.option(
+    "--refresh-only-evidence",
+    is_flag=True,
+    help="Also run `plan -refresh-only` per root (two plans instead of one), "
+    "for those who want the refresh-only plan itself on record.",
 )
 @click.option("--engine", "engine_spec", help="embedded (default), terraform, tofu or a path.")
 @server_options
@@ -87,11 +96,12 @@ def check(
     lock_timeout: str,
     init: bool | None,
     jobs: int | None,
+    refresh_only_evidence: bool,
     engine_spec: str | None,
     server: str | None,
     token: str | None,
 ) -> None:
-    """Check root modules for drift: a refresh-only plan and a normal plan per root.
+    """Check root modules for drift: one plan per root (`plan -out` + `show -json`).
 
     For every drifted attribute it shows the value in state, in reality and in the
     configuration, and what a plain apply would do (e.g. silently revert it). The
@@ -126,6 +136,7 @@ def check(
         jobs=jobs,
         markdown_file=markdown_file,
         progress=lambda message: click.echo(message, err=True),
+        refresh_only_evidence=refresh_only_evidence,
     )
     if as_json:
         echo_json(run.to_json())

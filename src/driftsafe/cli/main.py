@@ -22,6 +22,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "token": ("token", "token"),
     "audit": ("audit", "audit"),
     "rotate-key": ("rotate_key", "rotate_key"),
+    "store": ("store", "store"),
     "secrets": ("secrets", "secrets"),
     "drift": ("drift", "drift"),
     "ci": ("ci", "ci"),

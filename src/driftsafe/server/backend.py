@@ -30,6 +30,8 @@ STREAM_CHUNK = 1024 * 1024
 SCAN_INLINE_BYTES = 4 * 1024 * 1024
 # A LOCK ?wait= never holds a request longer than this, whatever it asks.
 MAX_LOCK_WAIT = 3600.0
+# LockInfo.Operation of `terraform plan`, with or without -refresh-only.
+PLAN_OPERATION = "OperationTypePlan"
 # Waiters re-check this often even without a wake-up (and refresh their queue place).
 WAIT_POLL = 1.0
 
@@ -189,8 +191,7 @@ async def lock(request: Request) -> Response:
 
     def attempt(actor: Actor) -> tuple[dict[str, Any], float, LockResult | None]:
         info = _lock_info(raw)
-        wait = min(parse_duration(wait_arg), MAX_LOCK_WAIT) if wait_arg else 0.0
-        return info, wait, ctx.store.acquire_lock(ws, info, actor)
+        return info, _lock_wait(info, wait_arg), ctx.store.acquire_lock(ws, info, actor)
 
     actor, (info, wait, result) = await ctx.auth_call(request, "write", ws, attempt)
     assert result is not None
@@ -201,6 +202,17 @@ async def lock(request: Request) -> Response:
         ctx.metrics.inc("driftsafe_locks_total", outcome="held")
         return _lockinfo_response(result.lock, 423)
     return await _wait_for_lock(request, ctx, ws, info, actor, wait, result.lock)
+
+
+def _lock_wait(info: dict[str, Any], wait_arg: str | None) -> float:
+    """How long this LOCK may be held open. Terraform sends the whole wait of one LOCK
+    before it looks at its own ``-lock-timeout`` again, so a ``?wait=`` longer than a
+    plan's ``-lock-timeout`` would make the plan wait for ``?wait=`` instead. A plan
+    (refresh-only or not: what a drift check runs) therefore never waits here: it is
+    answered at once and retries within its own ``-lock-timeout``. Applies and other
+    writers keep ``?wait=`` and its immediate hand-over."""
+    wait = min(parse_duration(wait_arg), MAX_LOCK_WAIT) if wait_arg else 0.0
+    return 0.0 if info.get("Operation") == PLAN_OPERATION else wait
 
 
 async def _wait_for_lock(

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import codecs
 import dataclasses
 import json
+import re
 from dataclasses import dataclass
 from typing import Any, TypeGuard
+
+import msgspec
 
 from driftsafe.errors import BadRequest
 
@@ -32,34 +36,88 @@ def _is_int(value: object) -> TypeGuard[int]:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
-# The only keys whose values the checks below look at. Any other object is reduced to
-# an empty dict as soon as it is parsed (see ``_keep_summary``).
-_SUMMARY_KEYS = frozenset(
-    ("version", "serial", "lineage", "terraform_version", "resources", "outputs", "instances")
-)
+class _LeanResource(msgspec.Struct):
+    instances: list[msgspec.Raw] = []
 
 
-def _keep_summary(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    # Called for every JSON object, innermost first: an object keeps only the keys the
-    # validation reads (duplicate keys: the last wins, as with a plain dict), so the
-    # big attribute values are freed while the rest of the body is still being parsed.
-    return {key: value for key, value in pairs if key in _SUMMARY_KEYS}
+class _LeanState(msgspec.Struct):
+    """Only what the checks below read. msgspec decodes it straight from the bytes and
+    skips every other value (still checking the JSON syntax) without building it: no
+    str of the body, no tree. Duplicate keys: the last wins, as with a plain dict."""
+
+    version: Any = None
+    serial: Any = None
+    lineage: Any = None
+    terraform_version: Any = ""
+    resources: list[_LeanResource] = []
+    outputs: msgspec.Raw = msgspec.Raw(b"{}")
+
+
+_ITEM = re.compile(r"\$\.resources\[(\d+)\](\.instances)?")
+_UTF8_SLICE = 1024 * 1024
+
+
+def _check_utf8(body: bytes) -> None:
+    # msgspec does not look inside the strings it skips; a state must be UTF-8 all
+    # through (the server decodes it whole later). In slices: no copy of the body.
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    view = memoryview(body)
+    for start in range(0, len(view), _UTF8_SLICE):
+        decoder.decode(view[start : start + _UTF8_SLICE])
+    decoder.decode(b"", final=True)
+
+
+def _parse_lean(body: bytes) -> TfState:
+    try:
+        _check_utf8(body)
+        lean = msgspec.json.decode(body, type=_LeanState)
+    except msgspec.ValidationError as exc:  # valid JSON, not a state (before DecodeError,
+        # which it subclasses)
+        where = str(exc).rpartition(" - at `")[2].rstrip("`")
+        item = _ITEM.fullmatch(where)
+        if where == "$" or " - at `" not in str(exc):
+            raise BadRequest("not a Terraform state: the JSON is not an object") from None
+        if where == "$.resources":
+            raise BadRequest("not a Terraform state: 'resources' is not a list") from None
+        if item is not None and item.group(2):
+            raise BadRequest(
+                f"not a Terraform state: resources[{item.group(1)}].instances is not a list"
+            ) from None
+        if item is not None:
+            raise BadRequest(
+                f"not a Terraform state: resources[{item.group(1)}] is not an object"
+            ) from None
+        raise BadRequest(f"not a Terraform state: {exc}") from None
+    except (UnicodeDecodeError, msgspec.DecodeError) as exc:
+        raise BadRequest(f"invalid JSON: {exc}") from None
+    if bytes(memoryview(lean.outputs)[:1]) != b"{":  # a Raw value starts at its first byte
+        raise BadRequest("not a Terraform state: 'outputs' is not an object")
+    summary = {
+        "version": lean.version,
+        "serial": lean.serial,
+        "lineage": lean.lineage,
+        "terraform_version": lean.terraform_version,
+        "resources": [{"instances": r.instances} for r in lean.resources],
+    }
+    return dataclasses.replace(state_from_json(summary), raw={})
 
 
 def parse_state(body: bytes, *, keep_tree: bool = True) -> TfState:
     """Validate ``body`` as a Terraform state; raise BadRequest saying what is wrong.
 
     ``keep_tree=False`` validates the same way but does not keep the parsed tree
-    (``raw`` is then empty): a large state is not held again as Python objects."""
+    (``raw`` is then empty), nor ever build it: a large state is not held again as a
+    str or as Python objects."""
     # isspace(), not strip(): no copy of a large body (and bytearray works too).
     if not body or body.isspace():
         raise BadRequest("empty body: not a Terraform state")
+    if not keep_tree:
+        return _parse_lean(body)
     try:
-        data = json.loads(body) if keep_tree else json.loads(body, object_pairs_hook=_keep_summary)
+        data = json.loads(body)
     except (ValueError, UnicodeDecodeError) as exc:
         raise BadRequest(f"invalid JSON: {exc}") from None
-    state = state_from_json(data)
-    return state if keep_tree else dataclasses.replace(state, raw={})
+    return state_from_json(data)
 
 
 def state_from_json(data: object) -> TfState:

@@ -5,6 +5,7 @@ team running several servers), migrated and with its encryption key checked.
 Other packages import only the names below.
 """
 
+from driftsafe.store.backup import BackupResult, backup_database
 from driftsafe.store.base import Store
 from driftsafe.store.crypto import Cipher, load_cipher, new_key_text
 from driftsafe.store.models import (
@@ -20,23 +21,30 @@ from driftsafe.store.models import (
 from driftsafe.store.opener import default_key_file, open_store
 from driftsafe.store.rotate import RotateResult, rotate_key
 from driftsafe.store.sql import SqlStore
+from driftsafe.store.verify import Problem, VerifyReport, verify_database, verify_store
 
 __all__ = [
     "SCOPES",
     "Actor",
     "AuditEvent",
+    "BackupResult",
     "Cipher",
     "LockRecord",
     "LockResult",
+    "Problem",
     "RotateResult",
     "SqlStore",
     "Store",
     "TokenRecord",
+    "VerifyReport",
     "VersionRecord",
     "WorkspaceSummary",
+    "backup_database",
     "default_key_file",
     "load_cipher",
     "new_key_text",
     "open_store",
     "rotate_key",
+    "verify_database",
+    "verify_store",
 ]

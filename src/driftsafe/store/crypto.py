@@ -28,11 +28,11 @@ class Cipher:
     def key_id(self) -> str:
         return hashlib.sha256(b"driftsafe-key-id:" + self.key).hexdigest()[:16]
 
-    def encrypt(self, plaintext: bytes, aad: str) -> tuple[bytes, bytes]:
+    def encrypt(self, plaintext: bytes | bytearray, aad: str) -> tuple[bytes, bytes]:
         nonce = os.urandom(NONCE_BYTES)
         return nonce, AESGCM(self.key).encrypt(nonce, plaintext, aad.encode())
 
-    def decrypt(self, nonce: bytes, ciphertext: bytes, aad: str, key_id: str) -> bytes:
+    def decrypt(self, nonce: bytes, ciphertext: bytes | bytearray, aad: str, key_id: str) -> bytes:
         if key_id != self.key_id:
             raise StoreError(
                 f"data was encrypted with key {key_id}, but the configured key is "
@@ -42,7 +42,10 @@ class Cipher:
         try:
             return AESGCM(self.key).decrypt(nonce, ciphertext, aad.encode())
         except InvalidTag:
-            raise StoreError(f"stored data for {aad!r} failed authentication (tampered?)") from None
+            where = aad.split("\x00")[0]
+            raise StoreError(
+                f"stored data for {where!r} failed authentication (tampered?)"
+            ) from None
 
 
 def decode_key(text: str, source: str) -> bytes:

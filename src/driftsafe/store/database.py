@@ -19,6 +19,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from driftsafe.errors import ConfigError, StoreError
 from driftsafe.store import schema
+from driftsafe.store.codec import KeyframeCache
 from driftsafe.store.crypto import Cipher
 from driftsafe.store.models import Actor
 
@@ -92,6 +93,10 @@ class StoreBase:
         self.pool = open_pool(self.url)
         self.cipher = cipher
         self.retention = retention
+        self.keyframe_cache = KeyframeCache()
+        # False writes versions the way schema 2 did (whole, encrypted, no keyframes):
+        # bench/storage.py measures the previous write path with it, in the same run.
+        self.compress = True
         self.is_postgres = self.pool.dialect.name == "postgresql"
         self._listeners: list[Callable[[str], None]] = []
         self._listeners_lock = threading.Lock()

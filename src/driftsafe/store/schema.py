@@ -6,6 +6,7 @@ place on open; a store newer than this code is refused rather than misread.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 
 import sqlalchemy as sa
@@ -49,6 +50,30 @@ workspaces = sa.Table(
     sa.Column("updated_at", sa.Float, nullable=True),
 )
 
+# ds_versions as schema 1 created it. Migration 1 must always create this shape (later
+# migrations alter it), so it lives in its own MetaData, apart from the current table.
+_versions_v1 = sa.Table(
+    "ds_versions",
+    sa.MetaData(),
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("workspace", sa.String(500), nullable=False),
+    sa.Column("serial", sa.BigInteger, nullable=False),
+    sa.Column("lineage", sa.String(100), nullable=False),
+    sa.Column("sha256", sa.String(64), nullable=False),
+    sa.Column("size", sa.BigInteger, nullable=False),
+    sa.Column("resources", sa.Integer, nullable=False),
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Column("writer_token", sa.String(200), nullable=True),
+    sa.Column("writer_who", sa.String(500), nullable=True),
+    sa.Column("lock_id", sa.String(100), nullable=True),
+    sa.Column("findings", sa.Text, nullable=False),
+    sa.Column("restored_from", sa.BigInteger, nullable=True),
+    sa.Column("key_id", sa.String(32), nullable=False),
+    sa.Column("nonce", sa.LargeBinary, nullable=False),
+    sa.Column("body", sa.LargeBinary, nullable=False),
+    sa.UniqueConstraint("workspace", "serial", name="ds_versions_ws_serial"),
+)
+
 versions = sa.Table(
     "ds_versions",
     metadata,
@@ -68,7 +93,13 @@ versions = sa.Table(
     sa.Column("key_id", sa.String(32), nullable=False),
     sa.Column("nonce", sa.LargeBinary, nullable=False),
     sa.Column("body", sa.LargeBinary, nullable=False),
+    # Added in schema 6 (so after ``body``: reading them walks the row; the meta
+    # queries never select them). ``codec`` says how ``body`` decodes (store/codec.py);
+    # ``base_serial`` names the keyframe a delta or keyframe version needs.
+    sa.Column("codec", sa.String(16), nullable=False, server_default="raw"),
+    sa.Column("base_serial", sa.BigInteger, nullable=True),
     sa.UniqueConstraint("workspace", "serial", name="ds_versions_ws_serial"),
+    sa.Index("ds_versions_base", "workspace", "base_serial"),
 )
 
 locks = sa.Table(
@@ -124,9 +155,34 @@ drift_reports = sa.Table(
 )
 
 
+# Added in schema 6: the full states that deltas are compressed against. A keyframe is
+# kept while any version names it (``ds_versions.base_serial``), whatever the retention.
+keyframes = sa.Table(
+    "ds_keyframes",
+    metadata,
+    sa.Column("workspace", sa.String(500), primary_key=True),
+    # The serial of the version whose content this is.
+    sa.Column("serial", sa.BigInteger, primary_key=True),
+    sa.Column("sha256", sa.String(64), nullable=False),
+    sa.Column("size", sa.BigInteger, nullable=False),
+    sa.Column("stored_size", sa.BigInteger, nullable=False),
+    # Bytes of the deltas written against this keyframe so far: when they pass the
+    # keyframe's own stored size, the next write starts a new keyframe.
+    sa.Column("delta_bytes", sa.BigInteger, nullable=False),
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Column("key_id", sa.String(32), nullable=False),
+    sa.Column("nonce", sa.LargeBinary, nullable=False),
+    sa.Column("body", sa.LargeBinary, nullable=False),
+)
+
+# The ds_meta key that records the progress of the schema 6 re-encoding of versions
+# written before it (store/recode.py); absent once every old version is re-encoded.
+RECODE_KEY = "recode_v6"
+
+
 # Table.create also creates the table's indexes.
 def _v1(conn: Connection) -> None:
-    for table in (meta, tokens, workspaces, versions, locks, audit):
+    for table in (meta, tokens, workspaces, _versions_v1, locks, audit):
         table.create(conn)
 
 
@@ -135,7 +191,32 @@ def _v2(conn: Connection) -> None:
     drift_reports.create(conn)
 
 
-MIGRATIONS: list[tuple[int, Callable[[Connection], None]]] = [(1, _v1), (2, _v2)]
+def _v6(conn: Connection) -> None:
+    """Versions stored compressed (zstd) against keyframes. Rows written before stay
+    readable as they are (``codec`` 'raw') and are re-encoded afterwards in batches,
+    each its own transaction, from the progress recorded under ``RECODE_KEY``: an
+    interrupted re-encoding resumes on the next open. Recording 6 here, before any
+    row is re-encoded, makes an older driftsafe refuse the store instead of misreading
+    (or pruning) it."""
+    v = versions.name
+    conn.execute(sa.text(f"ALTER TABLE {v} ADD COLUMN codec VARCHAR(16) NOT NULL DEFAULT 'raw'"))
+    conn.execute(sa.text(f"ALTER TABLE {v} ADD COLUMN base_serial BIGINT"))
+    for index in versions.indexes:
+        index.create(conn)
+    keyframes.create(conn)
+    if conn.dialect.name == "postgresql":
+        # Ciphertext never compresses: spare PostgreSQL trying (and keep substring()
+        # reads of a big body cheap: EXTERNAL values are sliced without decompressing).
+        for table in (v, keyframes.name):
+            conn.execute(sa.text(f"ALTER TABLE {table} ALTER COLUMN body SET STORAGE EXTERNAL"))
+    upto = conn.execute(sa.select(sa.func.max(versions.c.id))).scalar()
+    if upto is not None:
+        progress = json.dumps({"upto_id": int(upto), "after_id": 0, "done": 0, "skipped": []})
+        conn.execute(meta.insert().values(key=RECODE_KEY, value=progress))
+
+
+# Numbers may have gaps: each branch of the project owns its own numbers.
+MIGRATIONS: list[tuple[int, Callable[[Connection], None]]] = [(1, _v1), (2, _v2), (6, _v6)]
 LATEST = MIGRATIONS[-1][0]
 
 
@@ -156,9 +237,13 @@ def migrate(conn: Connection, *, now: float, target: int = LATEST) -> list[int]:
         )
     if have == 0:
         schema_version.create(conn, checkfirst=True)
+    # Every migration not recorded yet, not only those above the highest recorded:
+    # numbers are owned by parallel branches, so one may land below a number a store
+    # already has (a gap filled later).
+    done = set(conn.execute(sa.select(schema_version.c.version)).scalars())
     applied = []
     for number, step in MIGRATIONS:
-        if have < number <= target:
+        if number not in done and number <= target:
             step(conn)
             conn.execute(schema_version.insert().values(version=number, applied_at=now))
             applied.append(number)

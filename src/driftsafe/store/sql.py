@@ -19,6 +19,7 @@ from driftsafe.store import schema
 from driftsafe.store.crypto import Cipher
 from driftsafe.store.database import libpq_url
 from driftsafe.store.models import SCOPES, Actor, AuditEvent, TokenRecord, WorkspaceSummary
+from driftsafe.store.recode import recode_versions, reencrypt
 from driftsafe.store.versions import VersionsMixin
 
 log = logging.getLogger("driftsafe.store")
@@ -61,7 +62,9 @@ class SqlStore(VersionsMixin):
     # lifecycle -----------------------------------------------------------------
 
     def initialize(self, *, target: int = schema.LATEST) -> list[int]:
-        """Create or upgrade the schema, and check the key matches the stored data."""
+        """Create or upgrade the schema, and check the key matches the stored data.
+        Versions written before schema 6 are then re-encoded (resuming any earlier,
+        interrupted re-encoding)."""
         now = time.time()
         with self.write_tx() as conn:
             if self.is_postgres:
@@ -86,6 +89,8 @@ class SqlStore(VersionsMixin):
                         "key_check",
                         stored["key_id"],
                     )
+        if target >= 6:
+            recode_versions(self)
         return applied
 
     def schema_version(self) -> int:
@@ -257,26 +262,10 @@ class SqlStore(VersionsMixin):
     def rotate_key(self, new: Cipher) -> int:
         """Re-encrypt every version with ``new`` in one transaction; returns the count.
         On any failure nothing changes and the old key still opens the store."""
-        v = schema.versions
-        count = 0
         with self.write_tx() as conn:
             if self.is_postgres:
-                conn.execute(sa.text("LOCK TABLE ds_versions IN EXCLUSIVE MODE"))
-            ids = [row.id for row in conn.execute(sa.select(v.c.id).order_by(v.c.id))]
-            for row_id in ids:
-                row = conn.execute(
-                    sa.select(v.c.workspace, v.c.key_id, v.c.nonce, v.c.body).where(
-                        v.c.id == row_id
-                    )
-                ).one()
-                plain = self.cipher.decrypt(row.nonce, row.body, row.workspace, row.key_id)
-                nonce, sealed = new.encrypt(plain, row.workspace)
-                conn.execute(
-                    v.update()
-                    .where(v.c.id == row_id)
-                    .values(key_id=new.key_id, nonce=nonce, body=sealed)
-                )
-                count += 1
+                conn.execute(sa.text("LOCK TABLE ds_versions, ds_keyframes IN EXCLUSIVE MODE"))
+            count = reencrypt(self, conn, new)
             nonce, sealed = new.encrypt(_KEY_CHECK, "key_check")
             conn.execute(
                 schema.meta.update()
