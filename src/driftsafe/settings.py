@@ -69,7 +69,16 @@ SETTINGS_DOC: dict[str, tuple[str, str]] = {
         "DRIFTSAFE_GITHUB_API",
         "GitHub API base URL (GitHub Enterprise: https://HOST/api/v3).",
     ),
+    "provider_sessions": (
+        "DRIFTSAFE_PROVIDER_SESSIONS",
+        "0 lets Terraform start the lab provider itself (3-4 times per command); "
+        "default: driftsafe serves it once per run (TF_REATTACH_PROVIDERS).",
+    ),
 }
+
+
+_BOOLEAN = {"1": True, "true": True, "yes": True, "on": True}
+_BOOLEAN |= {"0": False, "false": False, "no": False, "off": False}
 
 
 def _default_home(environ: Mapping[str, str]) -> Path:
@@ -95,6 +104,7 @@ class Settings:
     console_idle: float = 12 * 3600.0
     log_level: str = "info"
     github_api: str = "https://api.github.com"
+    provider_sessions: bool = True
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -128,6 +138,9 @@ class Settings:
         level = (get("log_level") or "info").lower()
         if level not in {"debug", "info", "warning", "error"}:
             raise ConfigError(f"DRIFTSAFE_LOG_LEVEL={level!r}: use debug, info, warning or error")
+        sessions = (get("provider_sessions") or "1").lower()
+        if sessions not in _BOOLEAN:
+            raise ConfigError(f"DRIFTSAFE_PROVIDER_SESSIONS={sessions!r}: use 1 or 0")
         return cls(
             home=home,
             engine=get("engine") or "embedded",
@@ -145,6 +158,7 @@ class Settings:
             console_idle=parse_duration(get("console_idle") or "12h"),
             log_level=level,
             github_api=(get("github_api") or "https://api.github.com").rstrip("/"),
+            provider_sessions=_BOOLEAN[sessions],
         )
 
     def with_(self, **changes: Any) -> Settings:

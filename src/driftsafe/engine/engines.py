@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
+from driftsafe.engine import sessions
 from driftsafe.engine.cliconfig import ensure_cli_config
 from driftsafe.engine.process import Process, ProcessTracker, RunResult
 from driftsafe.engine.signals import forward_signals, run_passthrough
@@ -71,11 +72,14 @@ class Engine:
         full, ours = self.environment(env)
         if not Path(cwd).is_dir():
             raise EngineError(f"working directory {cwd} does not exist")
+        # The lab provider served once for the whole run (see sessions.py).
+        session = sessions.start(args, cwd, full) if self.settings.provider_sessions else None
+        proc = None
         try:
-            return Process(
+            proc = Process(
                 self.argv(args),
                 cwd=cwd,
-                env=full,
+                env={**full, **session.env} if session else full,
                 shown_env=ours,
                 input=input,
                 tee=tee,
@@ -83,6 +87,12 @@ class Engine:
             )
         except OSError as exc:
             raise EngineError(f"cannot start {self.name}: {exc}") from exc
+        finally:
+            if session and proc:
+                session.attach(proc.pid)
+            elif session:
+                session.close()
+        return proc
 
     def run(
         self,
