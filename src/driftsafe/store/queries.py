@@ -459,7 +459,7 @@ class ConsoleMixin(SessionsMixin, VersionsMixin):
             found, has_next, has_prev = _keyset(
                 conn, query, _A.c.id, descending=True, nxt=nxt, prv=prv, limit=limit
             )
-        events = [_event(r) for r in found]
+        events = [audit_event(r) for r in found]
         if where.glob != "*" and glob_to_like(where.glob) is None:
             events = [e for e in events if fnmatch.fnmatchcase(e.workspace or "", where.glob)]
         return Page(
@@ -485,7 +485,7 @@ class ConsoleMixin(SessionsMixin, VersionsMixin):
             before = conn.execute(
                 base.where(_A.c.at < since).order_by(_A.c.id.desc()).limit(1)
             ).first()
-        return [_event(r) for r in ([before] if before is not None else []) + recent]
+        return [audit_event(r) for r in ([before] if before is not None else []) + recent]
 
     def last_write(self, workspace: str, lock_id: str) -> float | None:
         """When the holder of ``lock_id`` last wrote ``workspace`` (from the audit log)."""
@@ -513,7 +513,8 @@ class ConsoleMixin(SessionsMixin, VersionsMixin):
             return [_drift_summary(r.id, r.created_at, r.report) for r in conn.execute(query)]
 
 
-def _event(row: Any) -> AuditEvent:
+def audit_event(row: Any) -> AuditEvent:
+    """An ``ds_audit`` row as the record the store hands out."""
     return AuditEvent(
         id=row.id,
         at=row.at,

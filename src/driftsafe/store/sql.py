@@ -26,7 +26,7 @@ from driftsafe.store.models import (
     TokenRecord,
     WorkspaceSummary,
 )
-from driftsafe.store.queries import ConsoleMixin
+from driftsafe.store.queries import ConsoleMixin, audit_event
 from driftsafe.store.recode import recode_versions, reencrypt
 from driftsafe.timestamps import rfc3339, rfc3339_or_none
 
@@ -354,19 +354,7 @@ class SqlStore(ConsoleMixin):
         if workspace is not None:
             query = query.where(a.c.workspace == workspace)
         with self.read_tx() as conn:
-            return [
-                AuditEvent(
-                    id=row.id,
-                    at=row.at,
-                    action=row.action,
-                    workspace=row.workspace,
-                    token=row.token,
-                    remote_addr=row.remote_addr,
-                    outcome=row.outcome,
-                    detail=json.loads(row.detail),
-                )
-                for row in conn.execute(query)
-            ]
+            return [audit_event(row) for row in conn.execute(query)]
 
     def add_drift_report(
         self, workspace: str, report: dict[str, Any], actor: Actor
