@@ -12,6 +12,7 @@ import pytest
 
 EXPORTED = {
     "state": [
+        "EncryptedState",
         "SecretFinding",
         "StateDiff",
         "TfState",
@@ -22,6 +23,7 @@ EXPORTED = {
         "flatten",
         "instance_address",
         "iter_instances",
+        "parse_body",
         "parse_state",
         "scan_bytes",
         "scan_state",

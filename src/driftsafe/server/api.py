@@ -118,8 +118,15 @@ async def diff(request: Request) -> Response:
     await ctx.auth(request, "read", ws)
     old_serial = _int_param(request, "from")
     new_serial = _int_param(request, "to")
-    _, old = await ctx.call(ctx.store.get_version, ws, old_serial)
-    _, new = await ctx.call(ctx.store.get_version, ws, new_serial)
+    old_record, old = await ctx.call(ctx.store.get_version, ws, old_serial)
+    new_record, new = await ctx.call(ctx.store.get_version, ws, new_serial)
+    opaque = [r.serial for r in (old_record, new_record) if r.encrypted_by_client]
+    if opaque:
+        raise BadRequest(
+            f"version {opaque[0]} of {ws!r} is encrypted by the client (OpenTofu): the "
+            "server cannot read it to diff; decrypt both versions with tofu and compare "
+            "the files (driftsafe state diff OLD.tfstate NEW.tfstate)"
+        )
     result = await ctx.call(lambda: diff_states(json.loads(old), json.loads(new)).to_json())
     return JSONResponse(result)
 

@@ -19,7 +19,7 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from driftsafe.durations import parse_duration
 from driftsafe.errors import BadRequest, Conflict, DriftsafeError, Forbidden, PayloadTooLarge
 from driftsafe.server.context import ServerContext, read_body, release_free_memory, workspace_name
-from driftsafe.state import TfState, parse_state, scan_state
+from driftsafe.state import EncryptedState, TfState, parse_body, scan_state
 from driftsafe.store import Actor, LockRecord, LockResult, VersionRecord
 
 LOCK_BODY_LIMIT = 64 * 1024
@@ -78,12 +78,16 @@ def _check_md5(request: Request, body: bytes) -> None:
         raise BadRequest("Content-MD5 does not match the body: refused, nothing written")
 
 
-def _prepare(body: bytes) -> tuple[TfState, list[dict[str, Any]] | None]:
+def _prepare(body: bytes) -> tuple[TfState | EncryptedState, list[dict[str, Any]] | None]:
     if len(body) > SCAN_INLINE_BYTES:
         # Scanned later from the stored version: validate without keeping the parsed
         # tree, so a large state is not also held as Python objects.
-        return parse_state(body, keep_tree=False), None
-    state = parse_state(body)
+        found = parse_body(body, keep_tree=False)
+        return found, ([] if isinstance(found, EncryptedState) else None)
+    state = parse_body(body)
+    if isinstance(state, EncryptedState):
+        # OpenTofu's encrypted envelope: opaque, so never scanned (the store marks it).
+        return state, []
     findings = [f.to_json() for f in scan_state(state.raw)]
     # The store needs only serial, lineage and counts: drop the parsed tree now.
     return dataclasses.replace(state, raw={}), findings

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, Protocol
 
-from driftsafe.state import TfState
+from driftsafe.state import EncryptedState, TfState
 from driftsafe.store.crypto import Cipher
 from driftsafe.store.models import (
     Actor,
@@ -54,7 +54,7 @@ class Store(Protocol):
         self,
         workspace: str,
         body: bytes | Sealed,
-        state: TfState,
+        state: TfState | EncryptedState,
         actor: Actor,
         *,
         lock_id: str | None,

@@ -10,6 +10,12 @@ from driftsafe.timestamps import rfc3339_or_none
 
 SCOPES = ("read", "write", "admin")
 
+ENCRYPTED_NOT_SCANNED = "encrypted by the client: not scanned"
+RULES_SKIPPED = (
+    "serial and lineage rules skipped: the state is encrypted by the client (OpenTofu), "
+    "so the server cannot read them; it numbers the versions itself"
+)
+
 
 @dataclass(frozen=True)
 class TokenRecord:
@@ -100,6 +106,21 @@ class VersionRecord:
     restored_from: int | None = None
     # A large state is scanned for secrets after the write commits (see the server).
     scan_pending: bool = False
+    # The format of an OpenTofu client-side encrypted envelope ("opentofu-encrypted-v0"),
+    # None for a plain state. Such a version's serial is the server's own numbering.
+    encrypted_by_client: str | None = None
+
+    @property
+    def scan(self) -> str:
+        if self.encrypted_by_client:
+            return ENCRYPTED_NOT_SCANNED
+        return "pending" if self.scan_pending else "done"
+
+    @property
+    def rules(self) -> str:
+        if self.encrypted_by_client:
+            return RULES_SKIPPED
+        return "serial and lineage checked"
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -113,7 +134,9 @@ class VersionRecord:
             "lock_id": self.lock_id,
             "findings": list(self.findings),
             "restored_from": self.restored_from,
-            "scan": "pending" if self.scan_pending else "done",
+            "scan": self.scan,
+            "format": self.encrypted_by_client or "tfstate",
+            "rules": self.rules,
         }
 
 
