@@ -328,6 +328,8 @@ def _check_stale_writer(
     stale.send_signal(signal.SIGSTOP)
     run.paused.append(stale)
     evidence: list[Evidence] = []
+    newer: RunResult | None = None
+    how = "terraform force-unlock"
     try:
         probe = run.probe()
         info = lock_info_from_output(probe.output)
@@ -336,44 +338,38 @@ def _check_stale_writer(
         released, evs = run.release(info.get("ID", "")) if locked else (True, [])
         evidence += evs
         attempts = [*earlier, (released, evs)] if locked else earlier
-        how = "terraform force-unlock"
         if locked and not released:
             released, ev = run.break_natively(info.get("ID"))
             evidence.append(ev)
             how = "the backend's own means (terraform force-unlock did not release it)"
         _force_unlock_result(report, attempts)
-        if not released:
-            report.checks.append(
-                CheckResult(
-                    "stale-writer-fenced",
-                    None,
-                    "not measurable: the paused holder's lock could not be broken, so no "
-                    "second writer could start (the holder is safe, but a dead holder's "
-                    "lock could not be cleared either)",
-                    evidence,
-                )
+        if released:
+            newer = run.tf(
+                *("apply", "-auto-approve", "-input=false", "-no-color"),
+                *("-var", f"tag={tag}", "-var", "extra=1"),
             )
-            return
-        newer = run.tf(
-            "apply",
-            "-auto-approve",
-            "-input=false",
-            "-no-color",
-            "-var",
-            f"tag={tag}",
-            "-var",
-            "extra=1",
-        )
-        evidence.append(
-            run.ev("apply B (after the lock was broken): adds terraform_data.extra", newer)
-        )
-        if newer.returncode == 0:
-            run.pull()
+            evidence.append(
+                run.ev("apply B (after the lock was broken): adds terraform_data.extra", newer)
+            )
+            if newer.returncode == 0:
+                run.pull()
     finally:
         stale.send_signal(signal.SIGCONT)
         run.paused.remove(stale)
     resumed = stale.wait(timeout=TF_TIMEOUT)
     evidence.append(run.ev("apply A resumed", resumed))
+    (run.dir / "errored.tfstate").unlink(missing_ok=True)
+    if newer is None:
+        report.checks.append(
+            CheckResult(
+                "stale-writer-fenced",
+                None,
+                "not measurable: the paused holder's lock could not be broken, so no "
+                "second writer could start (nor can a dead holder's lock be cleared)",
+                evidence,
+            )
+        )
+        return
     final = run.pull()
     kept = any(
         r.get("type") == "terraform_data" and r.get("name") == "extra"
@@ -403,7 +399,6 @@ def _check_stale_writer(
             "terraform_data.extra[0], written by B, is gone from the state"
         )
     report.checks.append(CheckResult("stale-writer-fenced", ok, detail, evidence))
-    (run.dir / "errored.tfstate").unlink(missing_ok=True)
 
 
 def _force_unlock_result(report: CheckReport, attempts: list[tuple[bool, list[Evidence]]]) -> None:
@@ -417,9 +412,12 @@ def _force_unlock_result(report: CheckReport, attempts: list[tuple[bool, list[Ev
     else:
         failed = sum(1 for released, _ in attempts if not released)
         ok = False
+        codes = ", ".join(
+            str(e.exit_code) for _, evs in attempts for e in evs[:1] if e.exit_code is not None
+        )
         detail = (
-            f"`terraform force-unlock` reported success or failure but the lock was still "
-            f"held afterwards ({failed} of {len(attempts)} tries)"
+            f"the lock was still held after `terraform force-unlock -force ID` "
+            f"({failed} of {len(attempts)} tries; it exited {codes})"
         )
     report.checks.append(CheckResult("force-unlock-works", ok, detail, evidence))
 
@@ -448,7 +446,7 @@ def _check_older_serial(run: _Run, report: CheckReport) -> None:
     old = json.loads(run.first_state)
     path = run.dir / "older.tfstate"
     path.write_bytes(run.first_state)
-    pushed = run.tf("state", "push", "-force", str(path))
+    pushed = run.tf("state", "push", "-force", "-lock-timeout=60s", str(path))
     after = run.pull()
     refused = pushed.returncode != 0 and after.get("serial") == current.get("serial")
     detail = (
@@ -579,12 +577,15 @@ def _cleanup(run: _Run, report: CheckReport) -> None:
             notes.append(f"terraform workspace delete failed: {deleted.output.strip()[-300:]}")
     try:
         removed = run.adapter.purge(run.workspace)
-        if removed:
-            notes.append(f"removed {len(removed)} leftover object(s)/item(s) of {run.workspace}")
-        elif not run.config.has_workspaces:
+        if len(removed) > 3:
             notes.append(
-                f"the scratch state {run.workspace} stays on the server (it keeps every version)"
+                f"removed {len(removed)} leftover objects, versions and items of "
+                f"{run.workspace}, e.g. {removed[0]}"
             )
+        elif removed:
+            notes.append("removed " + "; ".join(removed))
+        elif not run.config.has_workspaces:
+            notes.append(f"the scratch state {run.workspace} stays: the server could not delete it")
     except DriftsafeError as exc:
         notes.append(f"could not remove the scratch workspace's leftovers: {exc.message}")
     shutil.rmtree(run.dir, ignore_errors=True)

@@ -16,7 +16,7 @@ from typing import Any
 from driftsafe.backends.base import HeldLock, LockState, Measured, parse_go_time
 from driftsafe.backends.config import BackendConfig
 from driftsafe.client import Client
-from driftsafe.errors import BackendError, ConfigError, DriftsafeError
+from driftsafe.errors import BackendError, ConfigError, DriftsafeError, NotFound
 
 _DRIFTSAFE = re.compile(r"^(?P<base>https?://[^?#]*?)/v1/states/(?P<ws>[^?#]+)$")
 
@@ -149,4 +149,12 @@ class HttpBackend:
         return Measured(said.startswith("AES"), f"the server says: {said or 'nothing'}")
 
     def purge(self, workspace: str) -> list[str]:
-        return []
+        """The scratch workspace and its versions, through the API (admin token)."""
+        if not self.server:
+            return []
+        with self._client() as client:
+            try:
+                count = client.delete_workspace(workspace)
+            except NotFound:
+                return []
+        return [f"workspace {workspace} on {self.server} with its {count} version(s)"]

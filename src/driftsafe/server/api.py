@@ -146,6 +146,14 @@ async def restore(request: Request) -> Response:
     return JSONResponse({"version": record.to_json()}, status_code=201)
 
 
+async def delete_workspace(request: Request) -> Response:
+    ctx = _ctx(request)
+    ws = workspace_name(request.path_params["workspace"])
+    actor = await ctx.auth(request, "admin", ws)
+    count = await ctx.call(ctx.store.delete_workspace, ws, actor)
+    return JSONResponse({"workspace": ws, "deleted_versions": count})
+
+
 def _max_age(request: Request, ctx: ServerContext) -> float:
     raw = request.query_params.get("max_age")
     if raw is None:

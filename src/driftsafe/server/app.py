@@ -58,6 +58,8 @@ def _routes() -> list[Route]:
         Route(f"/api/v1/workspaces/{WS}/lock", api.lock_release, methods=["DELETE"]),
         Route(f"/api/v1/workspaces/{WS}/drift", api.drift_get, methods=["GET"]),
         Route(f"/api/v1/workspaces/{WS}/drift", api.drift_post, methods=["POST"]),
+        # After the routes above: {workspace:path} would also match ".../lock".
+        Route(f"/api/v1/workspaces/{WS}", api.delete_workspace, methods=["DELETE"]),
         Route("/api/v1/audit", api.audit, methods=["GET"]),
         Route("/healthz", healthz, methods=["GET"]),
         Route("/metrics", metrics, methods=["GET"]),

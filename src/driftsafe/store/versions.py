@@ -633,6 +633,41 @@ class VersionsMixin(LocksMixin):
             )
             raise
 
+    def delete_workspace(self, workspace: str, actor: Actor) -> int:
+        """Delete ``workspace`` with every version, keyframe and drift report it has (for
+        scratch workspaces such as ``driftsafe backend check``'s); refused while it is
+        locked. Audited. Returns how many versions were deleted."""
+        now = time.time()
+        w = schema.workspaces
+        try:
+            with self.write_tx() as conn:
+                exists = conn.execute(sa.select(w.c.name).where(w.c.name == workspace)).first()
+                if exists is None:
+                    raise NotFound(f"no workspace {workspace!r}")
+                self.hold_workspace(conn, workspace, now)
+                holder = self._lock_row(conn, workspace)
+                if holder is not None:
+                    raise Conflict(
+                        f"{workspace!r} is locked by {holder.who} (lock {holder.id}): "
+                        "delete it when no run holds it",
+                        detail=holder.lock_info(),
+                    )
+                v = schema.versions
+                count = conn.execute(v.delete().where(v.c.workspace == workspace)).rowcount
+                for table in (schema.keyframes, schema.drift_reports, schema.lock_waiters):
+                    conn.execute(table.delete().where(table.c.workspace == workspace))
+                conn.execute(w.delete().where(w.c.name == workspace))
+                self.audit_in(
+                    conn, "delete-workspace", workspace, actor, "ok", {"versions": count}, now=now
+                )
+                return int(count)
+        except DriftsafeError as exc:
+            if not isinstance(exc, NotFound):
+                self.record(
+                    "delete-workspace", workspace, actor, "rejected", {"reason": exc.message}
+                )
+            raise
+
     def set_findings(self, workspace: str, serial: int, findings: list[dict[str, Any]]) -> None:
         """Record the secret scan of a version written with its scan pending."""
         v = schema.versions

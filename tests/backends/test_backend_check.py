@@ -1,0 +1,104 @@
+"""``driftsafe backend check`` against real backends started by the suite: the
+measured matrix, asserted as measured (docs/backends.md publishes it)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from driftsafe.backends import CHECK_IDS, CheckReport, read_backend, run_backend_check
+from driftsafe.backends.s3 import S3Backend
+from driftsafe.engine import Engine
+
+T, F, N = True, False, None
+_DRIFTSAFE = dict.fromkeys(CHECK_IDS, T)
+_S3 = {**_DRIFTSAFE, "stale-writer-fenced": F, "older-serial-refused": F}
+# What each backend was measured to guarantee, check by check (ids in CHECK_IDS order).
+EXPECTED: dict[str, dict[str, bool | None]] = {
+    "driftsafe-sqlite": _DRIFTSAFE,
+    "driftsafe-pg": _DRIFTSAFE,
+    "s3-lockfile": _S3,
+    "s3-dynamodb": _S3,
+    "tf-pg": {
+        "lock-excludes": T,
+        # pg's lock error echoes the refused run's own LockInfo: no holder is recorded.
+        "lock-names-holder": F,
+        "lock-timeout-waits": T,
+        # The advisory lock ends with the killed holder's connection.
+        "stale-lock-visible": F,
+        # force-unlock "succeeds" and releases nothing.
+        "force-unlock-works": F,
+        # Broken by ending the holder's session, the resumed holder reconnects and writes.
+        "stale-writer-fenced": F,
+        "versions-kept": F,
+        "older-serial-refused": F,
+        "encrypted-at-rest": N,
+        "secret-free": T,
+    },
+    "local": {
+        "lock-excludes": T,
+        "lock-names-holder": T,
+        "lock-timeout-waits": T,
+        "stale-lock-visible": F,
+        "force-unlock-works": F,
+        # The paused holder's lock cannot be broken by another process: no second writer.
+        "stale-writer-fenced": N,
+        "versions-kept": F,
+        "older-serial-refused": F,
+        "encrypted-at-rest": N,
+        "secret-free": T,
+    },
+}
+
+
+def _left_behind(kind: str, root: Path, report: CheckReport) -> list[str]:
+    """What the scratch workspace left on the backend (nothing, after cleanup)."""
+    if kind.startswith("s3-"):
+        s3 = S3Backend(read_backend(root))
+        listed = s3.s3().list_object_versions(Bucket=s3.bucket, Prefix=f"env:/{report.scratch}/")
+        return [v["Key"] for v in listed.get("Versions", []) + listed.get("DeleteMarkers", [])]
+    return []
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "kind",
+    [
+        "s3-lockfile",
+        "s3-dynamodb",
+        "driftsafe-sqlite",
+        pytest.param("driftsafe-pg", marks=pytest.mark.pg),
+        pytest.param("tf-pg", marks=pytest.mark.pg),
+        "local",
+    ],
+)
+def test_backend_check_matrix(
+    kind: str, make_root: Callable[[str], Path], engine: Engine, tmp_path: Path
+) -> None:
+    root = make_root(kind)
+    before = sorted(p.name for p in root.iterdir())
+    report = run_backend_check(root, engine=engine, allow_local=True)
+    (tmp_path / "report.json").write_text(json.dumps(report.to_json(), indent=1))
+    assert [c.id for c in report.checks] == list(CHECK_IDS)
+    details = {c.id: c.detail for c in report.checks}
+    assert report.matrix == EXPECTED[kind], details
+    assert report.exit_code == (2 if False in EXPECTED[kind].values() else 0)
+    # The evidence is the captured output: the refusal names a holder.
+    refusal = report.get("lock-excludes")
+    assert refusal is not None
+    assert "Error acquiring the state lock" in refusal.evidence[1].output
+    assert "Who:" in refusal.evidence[1].output
+    # The root itself was never touched, and the scratch workspace is gone.
+    assert sorted(p.name for p in root.iterdir()) == before
+    name = report.scratch.rsplit("/", 1)[-1]  # http: the scratch address
+    assert name.startswith("driftsafe-check-")
+    assert not any(Path("/tmp").glob(f"{name}-*"))
+    assert _left_behind(kind, root, report) == []
+    assert any("removed the scratch root" in line for line in report.cleanup)
+    if kind.startswith("driftsafe-"):
+        assert any("with its" in line and "version(s)" in line for line in report.cleanup), (
+            report.cleanup
+        )
