@@ -590,6 +590,8 @@ def _cleanup(run: _Run, report: CheckReport) -> None:
         notes.append(f"could not remove the scratch workspace's leftovers: {exc.message}")
     shutil.rmtree(run.dir, ignore_errors=True)
     notes.append(f"removed the scratch root {run.dir}")
+    for line in notes:
+        run.say(f"cleanup: {line}")
 
 
 def run_backend_check(

@@ -81,8 +81,6 @@ def check(
     except KeyboardInterrupt:
         click.echo("Interrupted: the scratch workspace was cleaned up.", err=True)
         sys.exit(130)
-    for line in report.cleanup:
-        say(f"cleanup: {line}")
     if as_json:
         echo_json(report.to_json())
     elif as_markdown:
