@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+from pathlib import Path
 from typing import Any
 
 import click
@@ -18,6 +19,7 @@ from driftsafe.cli.common import (
     server_options,
     short_time,
 )
+from driftsafe.errors import ConfigError, DriftsafeError
 from driftsafe.state import iter_instances
 
 
@@ -136,22 +138,46 @@ def show(
             click.echo(f"  {name}" + (" (sensitive)" if outputs[name].get("sensitive") else ""))
 
 
+def _serial_arg(value: str | None, name: str) -> int | None:
+    if value is None:
+        return None
+    if not value.isdigit():
+        raise ConfigError(
+            f"{name} must be a serial number (or give two state files), got {value!r}"
+        )
+    return int(value)
+
+
+def _state_file(path: str) -> dict[str, Any]:
+    from driftsafe.state import parse_state
+
+    try:
+        body = Path(path).read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"cannot read {path}: {exc.strerror}") from None
+    try:
+        return parse_state(body).raw
+    except DriftsafeError as exc:
+        raise ConfigError(f"{path}: {exc.message}") from None
+
+
 @state.command()
-@click.argument("workspace")
-@click.argument("from_serial", metavar="FROM", type=click.IntRange(min=0))
-@click.argument("to_serial", metavar="[TO]", type=click.IntRange(min=0), required=False)
+@click.argument("workspace", metavar="WORKSPACE|OLD_FILE")
+@click.argument("from_serial", metavar="FROM|NEW_FILE")
+@click.argument("to_serial", metavar="[TO]", required=False)
 @click.option("--json", "as_json", is_flag=True, help="Print {added, removed, changed} as JSON.")
 @server_options
 @handle_errors
 def diff(
     workspace: str,
-    from_serial: int,
-    to_serial: int | None,
+    from_serial: str,
+    to_serial: str | None,
     as_json: bool,
     server: str | None,
     token: str | None,
 ) -> None:
-    """Resource-level difference between versions FROM and TO (default: latest).
+    """Resource-level difference between versions FROM and TO (default: latest), or
+    between two state files (e.g. two S3 object versions saved with `aws s3api`).
 
     Lists the addresses added and removed, and for each changed address the
     attribute paths that changed. Values are never shown, so sensitive data stays
@@ -161,19 +187,32 @@ def diff(
     Example:
       driftsafe state diff lab/staging 3 4
       driftsafe state diff lab/staging 3 --json
+      driftsafe state diff old.tfstate new.tfstate
     """
-    with server_client(server, token) as client:
-        if to_serial is None:
-            to_serial = client.latest_serial(workspace)
-        result = client.diff(workspace, from_serial, to_serial)
+    from driftsafe.state import diff_states
+
+    if to_serial is None and Path(workspace).is_file() and Path(from_serial).is_file():
+        result = diff_states(_state_file(workspace), _state_file(from_serial)).to_json()
+        label = f"{workspace} -> {from_serial}"
+        same = f"{workspace} and {from_serial} hold the same resources."
+    else:
+        first = _serial_arg(from_serial, "FROM")
+        last = _serial_arg(to_serial, "TO")
+        assert first is not None
+        with server_client(server, token) as client:
+            if last is None:
+                last = client.latest_serial(workspace)
+            result = client.diff(workspace, first, last)
+        label = f"{workspace}: serial {first} -> {last}"
+        same = f"{workspace}: serial {first} and {last} hold the same resources."
     added, removed = result.get("added", []), result.get("removed", [])
     changed: dict[str, list[str]] = result.get("changed", {})
     if as_json:
         echo_json(result)
     elif not (added or removed or changed):
-        click.echo(f"{workspace}: serial {from_serial} and {to_serial} hold the same resources.")
+        click.echo(same)
     else:
-        click.echo(f"{workspace}: serial {from_serial} -> {to_serial}")
+        click.echo(label)
         for address in added:
             click.echo(f"  + {address}")
         for address in removed:
