@@ -257,7 +257,9 @@ def _check_lock_overlap(run: _Run, report: CheckReport) -> None:
         names = True
         why = f"names the holder: {info.get('Who')}, {info.get('Operation')}, ID {info.get('ID')}"
     report.checks.append(CheckResult("lock-names-holder", names, why, [e_refused]))
-    in_c = [
+    # The holder releases the lock just after its last line of output.
+    released = held.lines[-1].t if held.lines else held.ended_at
+    went_on = [
         line.t
         for line in waited.lines
         if "Refreshing state" in line.text or "Destroying" in line.text
@@ -265,13 +267,14 @@ def _check_lock_overlap(run: _Run, report: CheckReport) -> None:
     ok = (
         waited.returncode == 0
         and "Apply complete!" in waited.output
-        and waited.ended_at > held.ended_at
+        and waited.ended_at > released
+        and (not went_on or went_on[0] >= released - 0.5)
     )
-    if ok and in_c:
-        delay = max(0.0, in_c[0] - held.ended_at)
+    if ok and went_on:
+        delay = max(0.0, went_on[0] - released)
         detail = (
-            f"it waited and succeeded; it went on {delay:.1f} s after the holder ended "
-            "(Terraform retries after 1, 2, 4, 8, then every 16 s)"
+            f"it waited and succeeded; it went on {delay:.1f} s after the holder released "
+            "the lock (Terraform retries after 1, 2, 4, 8, then every 16 s)"
         )
     elif ok:
         detail = "it waited and succeeded"

@@ -85,12 +85,15 @@ class S3Backend:
         import boto3
         from botocore.config import Config
 
+        # Credentials as Terraform takes them: the block, else the given environment
+        # (None: boto3's own chain, which reads this process's environment).
+        env = self.env or {}
         session = boto3.session.Session(
-            aws_access_key_id=self.config.get("access_key"),
-            aws_secret_access_key=self.config.get("secret_key"),
-            aws_session_token=self.config.get("token"),
+            aws_access_key_id=self.config.get("access_key", env.get("AWS_ACCESS_KEY_ID")),
+            aws_secret_access_key=self.config.get("secret_key", env.get("AWS_SECRET_ACCESS_KEY")),
+            aws_session_token=self.config.get("token", env.get("AWS_SESSION_TOKEN")),
             profile_name=self.config.get("profile"),
-            region_name=self.config.get("region"),
+            region_name=self.config.get("region", env.get("AWS_REGION")),
         )
         path_style = self.config.get("use_path_style", self.config.get("force_path_style", False))
         options = Config(

@@ -252,7 +252,8 @@ def _summary(ev: Evidence) -> dict[str, Any]:
 def _verdict_text(s: dict[str, Any]) -> str:
     text = f"{s['passed']} of {s['criteria']} criteria passed"
     if s["limitations"]:
-        text += f" · {s['limitations']} {LIMITATION}"
+        plural = "s" if s["limitations"] > 1 else ""
+        text += f" · {s['limitations']} backend limitation{plural}, reproduced"
     if s["failed"]:
         text += f" · {s['failed']} failed"
     return text

@@ -161,12 +161,7 @@ def _holder_and_loser(
         result = holder.wait(timeout=60)
         d.ev.record(s, result, title="holder apply (never reached the slow resource)")
         raise DrillError("the holder apply never reached the slow resource")
-    status = d.api(
-        s,
-        "GET",
-        f"/api/v1/workspaces/{d.workspace('staging')}/lock",
-        "Lock entry on the server while the holder applies",
-    )
+    status = d.backend.lock_entry(d, s, "staging")
     loser = d.engine.run(
         loser_args, cwd=d.env_dir(loser_root), env=d.tf_env(**(loser_env or {})), timeout=180
     )
