@@ -102,3 +102,18 @@ def test_backend_check_matrix(
         assert any("with its" in line and "version(s)" in line for line in report.cleanup), (
             report.cleanup
         )
+
+
+def test_the_published_matrix_is_the_asserted_one() -> None:
+    """docs/backends.md publishes EXPECTED: the two must not drift apart."""
+    doc = (Path(__file__).parents[2] / "docs" / "backends.md").read_text()
+    table = doc.split("<!-- matrix:start -->")[1].split("<!-- matrix:end -->")[0]
+    rows = [r.strip().strip("|").split("|") for r in table.strip().splitlines()[2:]]
+    columns = ["driftsafe-sqlite", "driftsafe-pg", "s3-lockfile", "s3-dynamodb", "tf-pg", "local"]
+    cell = {"✓": True, "✗": False, "n/a": None}
+    published = {kind: {} for kind in columns}
+    for row in rows:
+        check_id = row[0].strip().strip("`")
+        for kind, value in zip(columns, row[1:], strict=True):
+            published[kind][check_id] = cell[value.strip()]
+    assert published == EXPECTED
