@@ -208,3 +208,21 @@ def test_cli_json_and_ctrl_c_cleans_up(make_root: Callable[[str], Path]) -> None
     versions = s3.s3().list_object_versions(Bucket=s3.bucket, Prefix="env:/")
     assert versions.get("Versions", []) == [] and versions.get("DeleteMarkers", []) == []
     assert "Interrupted" in rest and "deleted workspace" in rest
+
+
+def test_http_scratch_addresses(tmp_path: Path) -> None:
+    from driftsafe.backends.http import HttpBackend
+
+    root = write_root(
+        tmp_path / "h",
+        'terraform {\n  backend "http" {\n'
+        '    address = "https://ds.example/v1/states/team/app"\n'
+        '    lock_address = "https://ds.example/v1/locks/team/app"\n  }\n}\n',
+    )
+    given = HttpBackend(read_backend(root), {}, "https://ds.example/v1/states/scratch/x")
+    scratch = given.scratch_config("ignored")
+    assert scratch.get("address") == "https://ds.example/v1/states/scratch/x"
+    assert scratch.get("lock_address") == "https://ds.example/v1/locks/scratch/x"
+    assert scratch.get("unlock_address") == "https://ds.example/v1/locks/scratch/x"
+    other = HttpBackend(read_backend(root), {}, "https://other.example/state/scratch")
+    assert other.scratch_config("x").get("lock_address") == "https://other.example/state/scratch"

@@ -88,3 +88,62 @@ def test_s3_report_has_the_seed_evidence(drill: tuple[Any, Path]) -> None:
     for path in report.rglob("*"):
         if path.is_file():
             assert secret not in path.read_text(errors="replace"), path
+
+
+def test_s3_endpoint_uses_the_given_server_and_credentials(tmp_path: Path) -> None:
+    """--s3-endpoint: the drill makes its bucket on that endpoint with the AWS_*
+    credentials of the environment (here a moto server the test started)."""
+    from driftsafe.backends import MotoServer, S3Backend, read_backend
+
+    with MotoServer.start() as moto:
+        directory = tmp_path / "run"
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("DRIFTSAFE_", "AWS_"))}
+        env.update(
+            DRIFTSAFE_HOME=str(tmp_path / "home"),
+            AWS_ACCESS_KEY_ID="endpoint-test",
+            AWS_SECRET_ACCESS_KEY="endpoint-test-secret-value",
+            AWS_REGION="us-east-1",
+        )
+        args = ["--backend", "s3", "--s3-endpoint", moto.url, "--only", "lock-clash"]
+        proc = subprocess.run(
+            [sys.executable, "-m", "driftsafe", "lab", "run", "--dir", str(directory), *args],
+            capture_output=True,
+            text=True,
+            timeout=600,
+            env=env,
+            stdin=subprocess.DEVNULL,
+        )
+        assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+        backend = (directory / "stack" / "envs" / "staging" / "backend.tf").read_text()
+        assert moto.url in backend and "endpoint-test-secret-value" not in backend
+        s3 = S3Backend(read_backend(directory / "stack" / "envs" / "staging"), env)
+        assert s3.bucket_versioning() == "Enabled"
+        assert len(s3.object_versions("default")) >= 2
+        for path in (directory / "report").rglob("*"):
+            if path.is_file():
+                assert "endpoint-test-secret-value" not in path.read_text(errors="replace")
+    # Without credentials, a clear error rather than a traceback.
+    bare = {k: v for k, v in env.items() if not k.startswith("AWS_")}
+    refused = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "driftsafe",
+            "lab",
+            "run",
+            "--dir",
+            str(tmp_path / "r2"),
+            "--backend",
+            "s3",
+            "--s3-endpoint",
+            "http://127.0.0.1:9",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=bare,
+        stdin=subprocess.DEVNULL,
+    )
+    assert refused.returncode != 0
+    assert "AWS credentials" in refused.stdout + refused.stderr
+    assert "Traceback" not in refused.stderr
