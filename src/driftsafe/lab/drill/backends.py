@@ -18,9 +18,10 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 from driftsafe.engine import Process
+from driftsafe.lab.drill.records import ApiCall, DrillError
 
 if TYPE_CHECKING:
-    from driftsafe.lab.drill.context import ApiCall, Drill
+    from driftsafe.lab.drill.context import Drill
 
 StepFunc = Callable[["Drill"], None]
 Steps = Sequence[tuple[str, StepFunc]]
@@ -76,8 +77,6 @@ class DriftsafeServer(DrillBackend):
     description = "driftsafe state server (SQLite, http backend)"
 
     def setup(self, d: Drill, say: Callable[[str], None]) -> None:
-        from driftsafe.lab.drill.context import DrillError
-
         s = "backend"
         say(f"driftsafe lab run: drill in {d.root}")
         d.ev.step(s, "Backend evidence: remote, versioned, locked, encrypted")
@@ -168,18 +167,3 @@ class DriftsafeServer(DrillBackend):
         )
         listed = (versions.body or {}).get("versions") or [{}]
         d.figures["serial_before_resolution"] = listed[0].get("serial")
-
-
-def make_backend(name: str, *, s3_endpoint: str | None = None) -> DrillBackend:
-    """The strategy for ``lab run --backend NAME``."""
-    from driftsafe.errors import ConfigError
-
-    if s3_endpoint and name != "s3":
-        raise ConfigError("--s3-endpoint needs --backend s3")
-    if name == "driftsafe":
-        return DriftsafeServer()
-    if name == "s3":
-        from driftsafe.lab.drill.s3 import S3Bucket
-
-        return S3Bucket(s3_endpoint)
-    raise ConfigError(f"unknown drill backend {name!r}: driftsafe or s3")

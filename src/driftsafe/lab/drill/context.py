@@ -17,20 +17,18 @@ from typing import Any
 import httpx
 
 from driftsafe.engine import Engine, Process, RunResult
-from driftsafe.errors import ConfigError, DriftsafeError
+from driftsafe.errors import ConfigError
 from driftsafe.lab.drill.backends import DriftsafeServer, DrillBackend
+
+# Re-exported: the steps import them from here.
+from driftsafe.lab.drill.records import ApiCall as ApiCall
+from driftsafe.lab.drill.records import DrillError as DrillError
 from driftsafe.lab.evidence import Evidence, Transcript
 from driftsafe.settings import Settings
 
 MARKER = ".driftsafe-drill"
 STACK_NAME = "lab"
 ENVS = ("staging", "prod")
-
-
-class DrillError(DriftsafeError):
-    """A drill step could not go on (its evidence is kept and the report says where)."""
-
-    code = "drill_error"
 
 
 def prepare_dir(root: Path) -> bool:
@@ -69,13 +67,6 @@ def _rmtree(path: Path) -> None:
             if not os.path.islink(full):
                 os.chmod(full, 0o755)
     shutil.rmtree(path)
-
-
-@dataclass
-class ApiCall:
-    status: int
-    body: Any
-    transcript: Transcript
 
 
 @dataclass

@@ -19,9 +19,10 @@ from typing import TYPE_CHECKING, Any
 from driftsafe.backends import MotoServer, S3Backend, make_bucket, read_backend
 from driftsafe.errors import ConfigError, DriftsafeError
 from driftsafe.lab.drill.backends import DrillBackend, StepFunc
+from driftsafe.lab.drill.records import ApiCall, DrillError
 
 if TYPE_CHECKING:
-    from driftsafe.lab.drill.context import ApiCall, Drill
+    from driftsafe.lab.drill.context import Drill
     from driftsafe.lab.evidence import Transcript
 
 # moto accepts any non-empty credentials; Terraform and boto3 both want some.
@@ -124,8 +125,6 @@ class S3Bucket(DrillBackend):
         )
         r, _t = d.ds(s, ["lab", "init", "stack", "--name", "lab"], "driftsafe lab init", cwd=d.root)
         if r.returncode != 0:
-            from driftsafe.lab.drill.context import DrillError
-
             raise DrillError("driftsafe lab init failed")
         where = "moto on loopback" if self.moto else self.url
         for env in ("staging", "prod"):
@@ -193,8 +192,6 @@ class S3Bucket(DrillBackend):
         return result, tr
 
     def lock_entry(self, d: Drill, step: str, env: str) -> ApiCall:
-        from driftsafe.lab.drill.context import ApiCall
-
         key = f"{self.key(env)}.tflock"
         client = self.s3(d, env).s3()
 

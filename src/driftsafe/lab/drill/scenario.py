@@ -18,8 +18,9 @@ from driftsafe.durations import format_duration
 from driftsafe.engine import get_engine
 from driftsafe.errors import ConfigError, DriftsafeError
 from driftsafe.lab.drill import steps_crash, steps_drift, steps_ops, steps_proof, steps_state
-from driftsafe.lab.drill.backends import make_backend
+from driftsafe.lab.drill.backends import DriftsafeServer, DrillBackend
 from driftsafe.lab.drill.context import Drill, prepare_dir
+from driftsafe.lab.drill.s3 import S3Bucket
 from driftsafe.lab.evidence import Evidence
 from driftsafe.lab.report import ReportPaths, write_report
 from driftsafe.settings import Settings
@@ -124,6 +125,17 @@ def run_drill(
         time.time() - started,
         wiped,
     )
+
+
+def make_backend(name: str, *, s3_endpoint: str | None = None) -> DrillBackend:
+    """The strategy for ``lab run --backend NAME``."""
+    if s3_endpoint and name != "s3":
+        raise ConfigError("--s3-endpoint needs --backend s3")
+    if name == "driftsafe":
+        return DriftsafeServer()
+    if name == "s3":
+        return S3Bucket(s3_endpoint)
+    raise ConfigError(f"unknown drill backend {name!r}: driftsafe or s3")
 
 
 def _select(only: Sequence[str] | None) -> list[str]:
