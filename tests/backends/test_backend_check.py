@@ -76,10 +76,21 @@ def _left_behind(kind: str, root: Path, report: CheckReport) -> list[str]:
     ],
 )
 def test_backend_check_matrix(
-    kind: str, make_root: Callable[[str], Path], engine: Engine, tmp_path: Path
+    kind: str,
+    make_root: Callable[[str], Path],
+    engine: Engine,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     root = make_root(kind)
     before = sorted(p.name for p in root.iterdir())
+    users_data = tmp_path / "users-data-dir"
+    if kind == "s3-dynamodb":
+        # The caller's own Terraform settings must not reach the scratch runs: not the
+        # selected workspace, not the data directory, not extra flags.
+        monkeypatch.setenv("TF_WORKSPACE", "prod")
+        monkeypatch.setenv("TF_CLI_ARGS_apply", "-lock=false")
+        monkeypatch.setenv("TF_DATA_DIR", str(users_data))
     report = run_backend_check(root, engine=engine, allow_local=True)
     (tmp_path / "report.json").write_text(json.dumps(report.to_json(), indent=1))
     assert [c.id for c in report.checks] == list(CHECK_IDS)
@@ -97,6 +108,10 @@ def test_backend_check_matrix(
     assert name.startswith("driftsafe-check-")
     assert not any(Path("/tmp").glob(f"{name}-*"))
     assert _left_behind(kind, root, report) == []
+    assert not users_data.exists()
+    if kind.startswith("s3-"):
+        s3 = S3Backend(read_backend(root))
+        assert s3.s3().list_objects_v2(Bucket=s3.bucket).get("KeyCount") == 0
     assert any("removed the scratch root" in line for line in report.cleanup)
     if kind.startswith("driftsafe-"):
         assert any("with its" in line and "version(s)" in line for line in report.cleanup), (

@@ -110,7 +110,6 @@ class _Run:
     env: dict[str, str]
     say: Callable[[str], None]
     procs: list[Process] = field(default_factory=list)
-    paused: list[Process] = field(default_factory=list)
     serials: dict[int, str] = field(default_factory=dict)  # serial -> lineage seen
     first_state: bytes = b""
 
@@ -124,9 +123,7 @@ class _Run:
     def tf(self, *args: str, timeout: float = TF_TIMEOUT) -> RunResult:
         return self.start(*args).wait(timeout=timeout)
 
-    def apply(
-        self, *variables: str, timeout: float = TF_TIMEOUT, lock_timeout: str = ""
-    ) -> Process:
+    def apply(self, *variables: str, lock_timeout: str = "") -> Process:
         args = ["apply", "-auto-approve", "-input=false", "-no-color"]
         if lock_timeout:
             args.append(f"-lock-timeout={lock_timeout}")
@@ -209,8 +206,7 @@ class _Run:
             if proc.poll() is None:
                 proc.send_signal(signal.SIGCONT)
                 proc.kill()
-                with contextlib.suppress(Exception):
-                    proc.wait(timeout=30)
+                proc.wait(timeout=30)
 
 
 def _check_lock_overlap(run: _Run, report: CheckReport) -> None:
@@ -329,7 +325,6 @@ def _check_stale_writer(
     stale = run.apply("tag=stale", "sleep=8")
     run.holding(stale, "the apply to pause")
     stale.send_signal(signal.SIGSTOP)
-    run.paused.append(stale)
     evidence: list[Evidence] = []
     newer: RunResult | None = None
     how = "terraform force-unlock"
@@ -358,7 +353,6 @@ def _check_stale_writer(
                 run.pull()
     finally:
         stale.send_signal(signal.SIGCONT)
-        run.paused.remove(stale)
     resumed = stale.wait(timeout=TF_TIMEOUT)
     evidence.append(run.ev("apply A resumed", resumed))
     (run.dir / "errored.tfstate").unlink(missing_ok=True)
@@ -495,9 +489,11 @@ def _check_versions(run: _Run, report: CheckReport) -> list[bytes]:
         return []
     stored: dict[int, str] = {}
     for body in bodies:
-        with contextlib.suppress(ValueError, AttributeError):
+        try:
             data = json.loads(body)
             stored.setdefault(int(data["serial"]), str(data.get("lineage")))
+        except (ValueError, TypeError, KeyError):
+            continue  # not a readable state: it does not count as kept
     readable = [s for s in seen if stored.get(s) == run.serials[s]]
     ok = len(readable) == len(seen) > 1
     detail = (
@@ -546,6 +542,18 @@ def _check_encryption(run: _Run, report: CheckReport) -> None:
         )
         return
     report.checks.append(CheckResult("encrypted-at-rest", measured.ok, measured.detail))
+
+
+def _isolated_env(directory: Path) -> dict[str, str]:
+    """Terraform settings from the caller's environment that would point the scratch
+    runs at the real state or change what they measure: the selected workspace, the
+    data directory (where init records the backend), extra CLI arguments (e.g.
+    ``-lock=false``). Terraform reads an empty value as unset."""
+    env = {"TF_IN_AUTOMATION": "1", "TF_INPUT": "0", "TF_WORKSPACE": ""}
+    env["TF_DATA_DIR"] = str(directory / ".terraform")
+    for command in ("", "_init", "_plan", "_apply", "_state", "_force-unlock", "_workspace"):
+        env[f"TF_CLI_ARGS{command}"] = ""
+    return env
 
 
 @contextlib.contextmanager
@@ -635,7 +643,7 @@ def run_backend_check(
         time.time(),
     )
     run = _Run(engine, scratch_config, adapter, directory, workspace, dict(env or {}), say)
-    run.env.setdefault("TF_IN_AUTOMATION", "1")
+    run.env.update(_isolated_env(directory))
     say(f"backend check: {report.description}; scratch root {directory}")
     try:
         _measure(run, report)

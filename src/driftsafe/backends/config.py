@@ -46,12 +46,18 @@ class BackendConfig:
         return BackendConfig(self.type, {**self.settings, **changes}, self.root, self.source)
 
 
+def data_dir(root: Path, env: Mapping[str, str] | None = None) -> Path:
+    """Where ``terraform init`` keeps its files for ``root`` (TF_DATA_DIR, else .terraform)."""
+    env = os.environ if env is None else env
+    return root / (env.get("TF_DATA_DIR") or ".terraform")
+
+
 def current_workspace(root: Path, env: Mapping[str, str] | None = None) -> str:
     """The workspace Terraform would use in ``root`` (TF_WORKSPACE, else the selected one)."""
     env = os.environ if env is None else env
     if env.get("TF_WORKSPACE"):
         return env["TF_WORKSPACE"]
-    selected = root / ".terraform" / "environment"
+    selected = data_dir(root, env) / "environment"
     if selected.is_file():
         name = selected.read_text().strip()
         if name:
@@ -107,7 +113,7 @@ def _blocks_from_json(path: Path) -> list[tuple[str, dict[str, Any]]]:
 
 def _initialised(root: Path, wanted: str) -> dict[str, Any] | None:
     """The merged settings ``terraform init`` recorded, if they are for ``wanted``."""
-    path = root / ".terraform" / "terraform.tfstate"
+    path = data_dir(root) / "terraform.tfstate"
     try:
         backend = json.loads(path.read_text(encoding="utf-8")).get("backend") or {}
     except (OSError, ValueError):
@@ -152,7 +158,7 @@ def read_backend(root: str | os.PathLike[str]) -> BackendConfig:
         )
     merged = _initialised(path, name)
     if merged is not None:
-        return BackendConfig(name, merged, path, str(path / ".terraform" / "terraform.tfstate"))
+        return BackendConfig(name, merged, path, str(data_dir(path) / "terraform.tfstate"))
     return BackendConfig(name, _drop_nulls(body), path, str(source))
 
 
