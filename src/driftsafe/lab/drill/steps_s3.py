@@ -14,15 +14,16 @@ import time
 from typing import TYPE_CHECKING, Any, cast
 
 from driftsafe.backends import secret_verdict
+from driftsafe.engine import Process
 from driftsafe.lab.drill.context import Drill, DrillError
-from driftsafe.lab.drill.steps_crash import _pid_alive
+from driftsafe.lab.drill.steps_crash import _pid_alive, recover, stale_writer
 from driftsafe.lab.drill.steps_drift import CONFIG_ADDR
 from driftsafe.lab.drill.steps_proof import local_hits, scanner_can_fail, secret_in_file
 from driftsafe.lab.drill.steps_state import (
     SLOW_CREATING,
-    _holder_and_loser,
     settle,
     slow_env,
+    wait_with_lock_timeout,
 )
 from driftsafe.lab.timeline import run_spans, timeline_svg
 
@@ -103,22 +104,7 @@ def _went_on_at(result: Any, after: float) -> float | None:
 def step_waiting(d: Drill) -> None:
     s = "waiting"
     d.ev.step(s, "Waiting instead of failing: -lock-timeout (S3 has no server-side wait)")
-    held, waiter, _lock = _holder_and_loser(
-        d,
-        s,
-        "wait-1",
-        ["apply", "-auto-approve", "-no-color", "-lock-timeout=60s"],
-        loser_env={"TF_VAR_rollout_trigger": "wait-1"},
-    )
-    t_h = d.ev.record(s, held, title="apply A (holds the lock)")
-    t_w = d.ev.record(s, waiter, title="apply B with -lock-timeout=60s (waits)")
-    d.ev.check(
-        "wait-timeout",
-        s,
-        "An overlapping apply with `-lock-timeout` waits and succeeds",
-        held.returncode == 0 and waiter.returncode == 0 and "Apply complete!" in waiter.stdout,
-        evidence=[t_h, t_w],
-    )
+    held, waiter, _lock, t_h, t_w = wait_with_lock_timeout(d, s)
     # The holder releases the lock right after its last line ("Apply complete!"); its
     # result was collected only after the waiter finished.
     released = held.lines[-1].t if held.lines else held.ended_at
@@ -162,12 +148,7 @@ def step_crash(d: Drill) -> None:
     s = "crash"
     d.ev.step(s, "A crashed run: stale lock, recovery, and what S3 cannot fence")
     staging = str(d.env_dir("staging"))
-    victim = d.tf_start(
-        "staging", ["apply", "-auto-approve", "-no-color"], extra_env=slow_env(60, "crash")
-    )
-    if not victim.wait_for_output(SLOW_CREATING, timeout=90):
-        d.ev.record(s, victim.wait(timeout=60), title="apply (never reached the slow resource)")
-        raise DrillError("the apply to crash never reached the slow resource")
+    victim = _slow_apply(d, s, 60, "crash", "the apply to crash")
     victim.send_signal(signal.SIGKILL)
     crashed = victim.wait(timeout=30)
     t_crash = d.ev.record(s, crashed, title="apply SIGKILLed mid-flight (in the slow resource)")
@@ -208,39 +189,19 @@ def step_crash(d: Drill) -> None:
         detail="on S3 anyone who can write the bucket can delete the .tflock object: the "
         "same credentials that apply just broke the lock, and nothing records who did",
     )
-    plan, t_plan = d.tf(
-        s,
-        "staging",
-        ["plan", "-no-color", "-detailed-exitcode"],
-        "re-plan after recovery: what the crashed apply left undone",
-        extra_env=slow_env(0, "crash"),
-    )
-    fin, t_fin = d.tf(
-        s,
-        "staging",
-        ["apply", "-auto-approve", "-no-color"],
-        "finish the interrupted change",
-        extra_env=slow_env(0, "crash"),
-    )
-    after, t_after = d.tf(
-        s,
-        "staging",
-        ["plan", "-refresh-only", "-no-color", "-detailed-exitcode"],
-        "state and reality agree after recovery",
-        extra_env=slow_env(0, "crash"),
-    )
-    d.ev.check(
-        "crash-recovered",
-        s,
-        "After recovery a re-plan shows the unfinished change, "
-        "apply finishes it, and state matches reality",
-        plan.returncode == 2
-        and fin.returncode == 0
-        and after.returncode == 0
-        and "No changes." in after.stdout,
-        evidence=[t_plan, t_fin, t_after],
-    )
+    recover(d, s)
     _stale_writer(d, s)
+
+
+def _slow_apply(d: Drill, s: str, seconds: int, trigger: str, what: str) -> Process:
+    """An apply of staging, once it is inside its slow rollout (holding the lock)."""
+    proc = d.tf_start(
+        "staging", ["apply", "-auto-approve", "-no-color"], extra_env=slow_env(seconds, trigger)
+    )
+    if not proc.wait_for_output(SLOW_CREATING, timeout=90):
+        d.ev.record(s, proc.wait(timeout=60), title="apply (never reached the slow resource)")
+        raise DrillError(f"{what} never reached the slow resource")
+    return proc
 
 
 def _pull(d: Drill, s: str, title: str, name: str) -> tuple[dict[str, Any], str]:
@@ -268,33 +229,27 @@ def _rollout(state: dict[str, Any]) -> str | None:
 def _stale_writer(d: Drill, s: str) -> None:
     """A paused holder, its lock broken, a newer write, the holder resumed: on S3 the
     late write replaces the newer state (what driftsafe's fencing refuses with 409)."""
-    staging = str(d.env_dir("staging"))
-    paused = d.tf_start(
-        "staging", ["apply", "-auto-approve", "-no-color"], extra_env=slow_env(4, "fence-a")
+    pulled: dict[str, tuple[dict[str, Any], str]] = {}
+
+    def pull_b() -> None:
+        pulled["b"] = _pull(d, s, "the newer state, as B wrote it", "staging-b.tfstate")
+
+    run = stale_writer(
+        d,
+        s,
+        str(d.env_dir("staging")),
+        "driftsafe lock unlock envs/staging --if-stale: the paused holder's .tflock",
+        "the paused apply resumes and writes its state",
+        while_paused=pull_b,
     )
-    if not paused.wait_for_output(SLOW_CREATING, timeout=90):
-        d.ev.record(s, paused.wait(timeout=60), title="apply (never reached the slow resource)")
-        raise DrillError("the apply to pause never reached the slow resource")
-    paused.send_signal(signal.SIGSTOP)
-    try:
-        time.sleep(1.2)
-        br, t_br = d.ds(
-            s,
-            ["lock", "unlock", staging, "--if-stale", "--max-age", "1s"],
-            "driftsafe lock unlock envs/staging --if-stale: the paused holder's .tflock",
-        )
-        newer, t_newer = d.tf(
-            s,
-            "staging",
-            ["apply", "-auto-approve", "-no-color"],
-            "another apply takes the lock and writes a newer state",
-            extra_env=slow_env(0, "fence-b"),
-        )
-        b_state, t_b = _pull(d, s, "the newer state, as B wrote it", "staging-b.tfstate")
-    finally:
-        paused.send_signal(signal.SIGCONT)
-    resumed = paused.wait(timeout=120)
-    t_res = d.ev.record(s, resumed, title="the paused apply resumes and writes its state")
+    br, t_br, newer, t_newer, t_res = (
+        run.unlock,
+        run.t_unlock,
+        run.newer,
+        run.t_newer,
+        run.t_resumed,
+    )
+    b_state, t_b = pulled.get("b", ({}, t_newer.id))
     final, t_final = _pull(d, s, "the state afterwards", "staging-after.tfstate")
     diff, t_diff = d.ds(
         s,
