@@ -12,6 +12,7 @@ import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 from backendroots import LOCAL_BLOCK, RESOURCE, write_root
@@ -162,7 +163,9 @@ def test_report_renders_and_its_exit_code_follows_the_worst_check() -> None:
 
 
 @pytest.mark.slow
-def test_cli_json_and_ctrl_c_cleans_up(make_root: Callable[[str], Path]) -> None:
+def test_cli_json_and_ctrl_c_cleans_up(
+    make_root: Callable[[str], Path], request: pytest.FixtureRequest
+) -> None:
     root = make_root("s3-lockfile")
     env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST")}
     full = subprocess.run(
@@ -186,6 +189,7 @@ def test_cli_json_and_ctrl_c_cleans_up(make_root: Callable[[str], Path]) -> None
         stderr=subprocess.PIPE,
         text=True,
     )
+    request.addfinalizer(lambda: proc.kill() if proc.poll() is None else None)
     assert proc.stderr is not None
     lines = []
     for line in proc.stderr:
@@ -226,3 +230,22 @@ def test_http_scratch_addresses(tmp_path: Path) -> None:
     assert scratch.get("unlock_address") == "https://ds.example/v1/locks/scratch/x"
     other = HttpBackend(read_backend(root), {}, "https://other.example/state/scratch")
     assert other.scratch_config("x").get("lock_address") == "https://other.example/state/scratch"
+
+
+def test_a_closed_terminal_does_not_stop_the_cleanup(tmp_path: Path, engine: Any) -> None:
+    """Progress to a closed pipe fails the check, and the cleanup still runs whole."""
+    from driftsafe.backends import run_backend_check
+
+    root = write_root(tmp_path / "local", LOCAL_BLOCK)
+    said: list[str] = []
+
+    def progress(line: str) -> None:
+        said.append(line)
+        if len(said) >= 2:
+            raise BrokenPipeError(32, "Broken pipe")
+
+    with pytest.raises(BrokenPipeError):
+        run_backend_check(root, engine=engine, allow_local=True, progress=progress)
+    scratch = said[0].rsplit(" ", 1)[1]
+    assert "driftsafe-check-" in scratch and not Path(scratch).exists()
+    assert not (root / ".terraform").exists()

@@ -569,40 +569,64 @@ def _no_interrupt() -> Iterator[None]:
         signal.signal(signal.SIGINT, previous)
 
 
+def _tell(run: _Run, line: str) -> None:
+    try:
+        run.say(line)
+    except OSError:
+        # A closed terminal (a broken pipe) must not stop the cleanup; what it did is
+        # still kept in the report's cleanup list.
+        return
+
+
 def _cleanup(run: _Run, report: CheckReport) -> None:
-    run.say(f"cleaning up the scratch workspace {run.workspace}")
-    run.stop_all()
+    """Remove everything the check made. Each part runs whatever the others did: one
+    failure must not leave the rest behind."""
+    _tell(run, f"cleaning up the scratch workspace {run.workspace}")
     notes = report.cleanup
+    try:
+        run.stop_all()
+        _clear_lock(run, notes)
+        if run.config.has_workspaces:
+            run.tf("workspace", "select", "default", timeout=60)
+            deleted = run.tf("workspace", "delete", "-force", run.workspace, timeout=60)
+            if deleted.returncode == 0:
+                notes.append(f"deleted workspace {run.workspace}")
+            else:
+                notes.append(f"terraform workspace delete failed: {deleted.output.strip()[-300:]}")
+    except (DriftsafeError, OSError) as exc:
+        notes.append(f"could not stop the runs or delete the workspace: {exc}")
+    finally:
+        _purge(run, notes)
+        shutil.rmtree(run.dir, ignore_errors=True)
+        notes.append(f"removed the scratch root {run.dir}")
+        for line in notes:
+            _tell(run, f"cleanup: {line}")
+
+
+def _clear_lock(run: _Run, notes: list[str]) -> None:
     try:
         held = run.adapter.read_lock(run.workspace).held
         if held is not None:
             notes.append("left lock: " + run.adapter.break_lock(run.workspace, None))
     except DriftsafeError as exc:
         notes.append(f"could not clear a left lock: {exc.message}")
-    if run.config.has_workspaces:
-        run.tf("workspace", "select", "default", timeout=60)
-        deleted = run.tf("workspace", "delete", "-force", run.workspace, timeout=60)
-        if deleted.returncode == 0:
-            notes.append(f"deleted workspace {run.workspace}")
-        else:
-            notes.append(f"terraform workspace delete failed: {deleted.output.strip()[-300:]}")
+
+
+def _purge(run: _Run, notes: list[str]) -> None:
     try:
         removed = run.adapter.purge(run.workspace)
-        if len(removed) > 3:
-            notes.append(
-                f"removed {len(removed)} leftover objects, versions and items of "
-                f"{run.workspace}, e.g. {removed[0]}"
-            )
-        elif removed:
-            notes.append("removed " + "; ".join(removed))
-        elif not run.config.has_workspaces:
-            notes.append(f"the scratch state {run.workspace} stays: the server could not delete it")
     except DriftsafeError as exc:
         notes.append(f"could not remove the scratch workspace's leftovers: {exc.message}")
-    shutil.rmtree(run.dir, ignore_errors=True)
-    notes.append(f"removed the scratch root {run.dir}")
-    for line in notes:
-        run.say(f"cleanup: {line}")
+        return
+    if len(removed) > 3:
+        notes.append(
+            f"removed {len(removed)} leftover objects, versions and items of "
+            f"{run.workspace}, e.g. {removed[0]}"
+        )
+    elif removed:
+        notes.append("removed " + "; ".join(removed))
+    elif not run.config.has_workspaces:
+        notes.append(f"the scratch state {run.workspace} stays: the server could not delete it")
 
 
 def run_backend_check(
