@@ -91,7 +91,27 @@ def test_backend_check_matrix(
         monkeypatch.setenv("TF_WORKSPACE", "prod")
         monkeypatch.setenv("TF_CLI_ARGS_apply", "-lock=false")
         monkeypatch.setenv("TF_DATA_DIR", str(users_data))
+    stray = ""
+    if kind == "s3-lockfile":
+        # A lock the backend left behind in the scratch workspace (as a conditional
+        # write retried after it had succeeded would): noted, cleared, run retried.
+        import driftsafe.backends.check as check_module
+
+        stray = "0a0a0a0a-stray-lock"
+        monkeypatch.setattr(check_module.secrets, "token_hex", lambda n: "5ca1ab1e")
+        s3 = S3Backend(read_backend(root))
+        info = {"ID": stray, "Operation": "OperationTypeApply", "Who": "nobody@nowhere"}
+        s3.s3().put_object(
+            Bucket=s3.bucket,
+            Key="env:/driftsafe-check-5ca1ab1e/team/app.tfstate.tflock",
+            Body=json.dumps({**info, "Created": "2026-01-01T00:00:00Z"}).encode(),
+        )
     report = run_backend_check(root, engine=engine, allow_local=True)
+    if stray:
+        assert len(report.notes) == 1 and stray in report.notes[0], report.notes
+        assert "was refused by lock" in report.notes[0]
+    else:
+        assert report.notes == []
     (tmp_path / "report.json").write_text(json.dumps(report.to_json(), indent=1))
     assert [c.id for c in report.checks] == list(CHECK_IDS)
     details = {c.id: c.detail for c in report.checks}

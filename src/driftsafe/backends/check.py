@@ -111,17 +111,20 @@ class _Run:
     say: Callable[[str], None]
     procs: list[Process] = field(default_factory=list)
     serials: dict[int, str] = field(default_factory=dict)  # serial -> lineage seen
+    notes: list[str] = field(default_factory=list)
     first_state: bytes = b""
 
     # -- Terraform ------------------------------------------------------------------
 
-    def start(self, *args: str) -> Process:
-        proc = self.engine.start(list(args), cwd=self.dir, env=self.env)
+    def start(self, *args: str, env: Mapping[str, str] | None = None) -> Process:
+        proc = self.engine.start(list(args), cwd=self.dir, env={**self.env, **(env or {})})
         self.procs.append(proc)
         return proc
 
-    def tf(self, *args: str, timeout: float = TF_TIMEOUT) -> RunResult:
-        return self.start(*args).wait(timeout=timeout)
+    def tf(
+        self, *args: str, timeout: float = TF_TIMEOUT, env: Mapping[str, str] | None = None
+    ) -> RunResult:
+        return self.start(*args, env=env).wait(timeout=timeout)
 
     def apply(self, *variables: str, lock_timeout: str = "") -> Process:
         args = ["apply", "-auto-approve", "-input=false", "-no-color"]
@@ -135,13 +138,51 @@ class _Run:
         """A plan that takes the lock or fails at once: is the state locked now?"""
         return self.tf("plan", "-input=false", "-no-color", "-refresh=false", "-lock-timeout=0s")
 
-    def holding(self, proc: Process, what: str) -> None:
-        if not proc.wait_for_output(IN_SLOW, timeout=120):
+    def holder(self, what: str, *variables: str) -> Process:
+        """An apply that is inside its slow resource, so holds the lock. Refused by a
+        lock that no run of ours holds, it is retried once (see :meth:`stray_lock`)."""
+        for attempt in (1, 2):
+            proc = self.apply(*variables)
+            if proc.wait_for_output(IN_SLOW, timeout=120):
+                return proc
             result = proc.wait(timeout=60)
-            raise DriftsafeError(
-                f"{what} never reached the slow resource (exit {result.returncode}):\n"
-                + _trim(result.output)
-            )
+            if attempt == 2 or not self.stray_lock(what, result):
+                break
+        raise DriftsafeError(
+            f"{what} never reached the slow resource (exit {result.returncode}):\n"
+            + _trim(result.output)
+        )
+
+    def applied(self, what: str, *variables: str) -> RunResult:
+        """An apply run to its end; retried once after a stray lock, like :meth:`holder`."""
+        result = self.apply(*variables).wait(timeout=TF_TIMEOUT)
+        if result.returncode != 0 and self.stray_lock(what, result):
+            result = self.apply(*variables).wait(timeout=TF_TIMEOUT)
+        return result
+
+    def stray_lock(self, what: str, result: RunResult) -> bool:
+        """True when ``result`` was refused by a lock that no running process of ours
+        held: one the backend itself left behind (e.g. a conditional write retried by
+        the client after the first try had succeeded). It is noted in the report,
+        released, and the caller tries again."""
+        info = lock_info_from_output(result.output)
+        if not info.get("ID") or any(p.poll() is None for p in self.procs):
+            return False
+        path = info.get("Path") or ""
+        if self.config.has_workspaces and path and self.workspace not in path:
+            return False  # not the scratch workspace's lock: never touched
+        try:
+            # The backend's own means: no dependence on which workspace is selected
+            # (a failed `workspace new` leaves it unselected).
+            how = self.adapter.break_lock(self.workspace, info["ID"])
+        except DriftsafeError as exc:
+            how = f"it could not be released ({exc.message})"
+        self.notes.append(
+            f"{what} was refused by lock {info['ID']} (created {info.get('Created')}), which "
+            f"no running Terraform process held: a lock the backend left behind. Released: "
+            f"{how}; the run was retried"
+        )
+        return True
 
     def pull(self, note: bool = True) -> dict[str, Any]:
         result = self.tf("state", "pull")
@@ -211,8 +252,7 @@ class _Run:
 
 def _check_lock_overlap(run: _Run, report: CheckReport) -> None:
     run.say("lock-excludes, lock-names-holder, lock-timeout-waits: three overlapping applies")
-    holder = run.apply("tag=a", f"sleep={HOLD}")
-    run.holding(holder, "the holder apply")
+    holder = run.holder("the holder apply", "tag=a", f"sleep={HOLD}")
     waiter = run.apply("tag=c", lock_timeout="90s")
     refused_proc = run.apply("tag=b")
     refused = refused_proc.wait(timeout=TF_TIMEOUT)
@@ -283,8 +323,7 @@ def _check_lock_overlap(run: _Run, report: CheckReport) -> None:
 
 def _check_stale_lock(run: _Run, report: CheckReport) -> list[tuple[bool, list[Evidence]]]:
     run.say("stale-lock-visible: an apply SIGKILLed while it holds the lock")
-    victim = run.apply("tag=d", "sleep=120")
-    run.holding(victim, "the apply to kill")
+    victim = run.holder("the apply to kill", "tag=d", "sleep=120")
     victim.kill()
     killed = victim.wait(timeout=30)
     probe = run.probe()
@@ -322,8 +361,7 @@ def _check_stale_writer(
     run.say("stale-writer-fenced: a paused holder, its lock broken, a newer write, resumed")
     before = run.pull(note=False)
     tag = str(_attr(before, "slow", "input") or "c")
-    stale = run.apply("tag=stale", "sleep=8")
-    run.holding(stale, "the apply to pause")
+    stale = run.holder("the apply to pause", "tag=stale", "sleep=8")
     stale.send_signal(signal.SIGSTOP)
     evidence: list[Evidence] = []
     newer: RunResult | None = None
@@ -675,6 +713,7 @@ def run_backend_check(
         report.interrupted = True
         raise
     finally:
+        report.notes = run.notes
         with _no_interrupt():
             _cleanup(run, report)
         report.ended_at = time.time()
@@ -687,9 +726,11 @@ def _measure(run: _Run, report: CheckReport) -> None:
         raise DriftsafeError("terraform init failed in the scratch root:\n" + _trim(init.output))
     if run.config.has_workspaces:
         made = run.tf("workspace", "new", "-no-color", run.workspace)
+        if made.returncode != 0 and run.stray_lock("terraform workspace new", made):
+            made = run.tf("workspace", "select", "-or-create", "-no-color", run.workspace)
         if made.returncode != 0:
             raise DriftsafeError("terraform workspace new failed:\n" + _trim(made.output))
-    first = run.apply("tag=first").wait(timeout=TF_TIMEOUT)
+    first = run.applied("the first apply", "tag=first")
     if first.returncode != 0:
         raise DriftsafeError(
             "the first apply on the scratch workspace failed:\n" + _trim(first.output)

@@ -88,6 +88,8 @@ class CheckReport:
     ended_at: float = 0.0
     checks: list[CheckResult] = field(default_factory=list)
     cleanup: list[str] = field(default_factory=list)
+    # What the backend did that no check id covers (e.g. a lock it left behind).
+    notes: list[str] = field(default_factory=list)
     interrupted: bool = False
 
     def get(self, check_id: str) -> CheckResult | None:
@@ -112,6 +114,7 @@ class CheckReport:
             "started_at": rfc3339(self.started_at),
             "ended_at": rfc3339(self.ended_at or self.started_at),
             "checks": [c.to_json() for c in self.checks],
+            "notes": list(self.notes),
             "cleanup": list(self.cleanup),
         }
 
@@ -122,6 +125,7 @@ def render_table(report: CheckReport) -> str:
     for c in report.checks:
         lines.append(f"  {c.verdict:<8}{c.id:<{width + 2}}{c.detail}")
     missing = [c.id for c in report.checks if c.ok is False]
+    lines += [f"  note: {note}" for note in report.notes]
     lines.append("")
     lines.append(
         f"{len(missing)} guarantee(s) missing: {', '.join(missing)}"
@@ -160,6 +164,8 @@ def render_markdown(report: CheckReport) -> str:
                 "",
                 "</details>",
             ]
+    if report.notes:
+        out += ["", "## Notes", ""] + [f"- {note}" for note in report.notes]
     if report.cleanup:
         out += ["", "## Cleanup", ""] + [f"- {line}" for line in report.cleanup]
     return "\n".join(out) + "\n"
