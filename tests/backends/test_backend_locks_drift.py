@@ -73,7 +73,8 @@ def hold_lock(engine: Engine, root: Path, seconds: int = 120) -> Process:
         ],
         cwd=root,
     )
-    assert holder.wait_for_output(r"terraform_data\.slow: (Creating|Still creating)", 120)
+    if not holder.wait_for_output(r"terraform_data\.slow: (Creating|Still creating)", 120):
+        pytest.fail("the holder never held the lock:\n" + holder.wait(timeout=60).output)
     return holder
 
 
