@@ -28,6 +28,10 @@ bench: $(STAMP)
 	$(BIN)/python bench/server.py
 	$(BIN)/python bench/drift.py
 	$(BIN)/python bench/storage.py
+	$(BIN)/python bench/console.py
+	$(BIN)/python bench/faults.py --store sqlite
+	@if [ -n "$$DRIFTSAFE_TEST_PG_URL" ]; then $(BIN)/python bench/faults.py --store pg; \
+	else echo "bench/faults.py --store pg skipped: set DRIFTSAFE_TEST_PG_URL"; fi
 
 clean:
 	rm -rf $(VENV) lab-run .pytest_cache

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import fcntl
 import os
+import tempfile
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -46,6 +48,32 @@ def _isolated_env(ds_home: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[No
 def anyio_backend() -> str:
     """``@pytest.mark.anyio`` tests run on asyncio only: the server is asyncio code."""
     return "asyncio"
+
+
+# PostgreSQL tests hold this file shared; the one test that stops PostgreSQL holds it
+# exclusively, so no PostgreSQL test of another xdist worker runs meanwhile.
+PG_LOCK_FILE = Path(tempfile.gettempdir()) / "driftsafe-pg-tests.lock"
+
+
+@pytest.fixture(autouse=True)
+def _pg_shared(request: pytest.FixtureRequest) -> Iterator[int | None]:
+    if request.node.get_closest_marker("pg") is None:
+        yield None
+        return
+    fd = os.open(PG_LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o666)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH)
+        yield fd
+    finally:
+        os.close(fd)  # releases the lock
+
+
+@pytest.fixture
+def pg_exclusive(_pg_shared: int | None) -> None:
+    """For a test that stops PostgreSQL (marked ``pg``): wait until no other
+    PostgreSQL test runs, and keep them out until this one ends."""
+    assert _pg_shared is not None, "mark the test pg"
+    fcntl.flock(_pg_shared, fcntl.LOCK_EX)
 
 
 @pytest.fixture(scope="session")

@@ -186,10 +186,21 @@ class Client:
         ]
         return result
 
+    def require_workspace(self, workspace: str) -> None:
+        """Raise NotFound, with the one message every command uses, unless the server
+        knows ``workspace`` (it holds a version or a lock of it)."""
+        check_workspace(workspace)
+        if workspace not in {w.get("name") for w in self.workspaces()}:
+            raise errors.NotFound(
+                f"workspace {workspace!r} does not exist on {self.base_url}: "
+                "the server holds no state and no lock for it"
+            )
+
     def latest_serial(self, workspace: str) -> int:
         listed = self.versions(workspace)
         if not listed:
-            raise errors.NotFound(f"workspace {workspace} has no versions")
+            self.require_workspace(workspace)
+            raise errors.NotFound(f"workspace {workspace!r} has no versions yet")
         return int(listed[0]["serial"])
 
     def version(self, workspace: str, serial: int | None = None) -> dict[str, Any]:
@@ -269,7 +280,8 @@ class Client:
         """Scan the latest (or every) stored version here, with this client's scanner."""
         listed = self.versions(workspace)
         if not listed:
-            raise errors.NotFound(f"workspace {workspace} has no versions")
+            self.require_workspace(workspace)
+            raise errors.NotFound(f"workspace {workspace!r} has no versions yet")
         chosen = listed if all_versions else listed[:1]
         results: list[tuple[int, list[SecretFinding]]] = []
         for meta in chosen:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 
 from driftsafe.errors import ConfigError
@@ -22,6 +23,8 @@ def parse_duration(text: str) -> float:
     else:
         if value < 0:
             raise ConfigError(f"duration {text!r} is negative")
+        if not math.isfinite(value):  # "nan", "inf": float() takes them, no duration is
+            raise ConfigError(f"invalid duration {text!r}; use e.g. 30s, 5m, 1h30m, 250ms")
         return value
     pos = 0
     total = 0.0
@@ -30,7 +33,7 @@ def parse_duration(text: str) -> float:
             break
         total += float(match.group(1)) * _UNITS[match.group(2)]
         pos = match.end()
-    if pos != len(raw) or pos == 0:
+    if pos != len(raw) or pos == 0 or not math.isfinite(total):
         raise ConfigError(f"invalid duration {text!r}; use e.g. 30s, 5m, 1h30m, 250ms")
     return total
 

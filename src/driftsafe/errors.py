@@ -38,6 +38,22 @@ class EngineError(DriftsafeError):
     code = "engine_error"
 
 
+class Interrupted(EngineError):
+    """A signal (SIGINT, SIGTERM, SIGHUP) asked driftsafe to stop. Terraform was asked
+    to stop too and waited for; no new Terraform command starts. The command exits
+    ``128 + signal``, as a shell reports a process stopped by that signal."""
+
+    code = "interrupted"
+
+    def __init__(self, signum: int, message: str | None = None) -> None:
+        import signal
+
+        name = signal.Signals(signum).name
+        super().__init__(message or f"interrupted by {name}: no new Terraform command started")
+        self.signal = signum
+        self.exit_code = 128 + signum
+
+
 class BadRequest(DriftsafeError):
     code = "bad_request"
     http_status = 400
@@ -72,6 +88,17 @@ class LockHeld(DriftsafeError):
     http_status = 423
 
 
+class TooManyRequests(DriftsafeError):
+    """Too many failed authentications from one address: wait ``retry_after`` seconds."""
+
+    code = "rate_limited"
+    http_status = 429
+
+    def __init__(self, message: str, *, retry_after: int, detail: Any = None) -> None:
+        super().__init__(message, detail=detail)
+        self.retry_after = retry_after
+
+
 class PayloadTooLarge(DriftsafeError):
     code = "payload_too_large"
     http_status = 413
@@ -82,6 +109,21 @@ class StoreError(DriftsafeError):
 
     code = "store_error"
     http_status = 503
+
+
+class StoreUnavailable(StoreError):
+    """The database cannot be reached right now (PostgreSQL restarting, network cut):
+    answered 503 with ``Retry-After``, which Terraform's http client retries."""
+
+    code = "store_unavailable"
+    retry_after = 2
+
+
+class StorageFull(StoreError):
+    """The database's disk is full: nothing was written, earlier versions are intact."""
+
+    code = "insufficient_storage"
+    http_status = 507
 
 
 class DriftError(DriftsafeError):

@@ -48,16 +48,37 @@ SETTINGS_DOC: dict[str, tuple[str, str]] = {
         "DRIFTSAFE_LOCK_STALE_AFTER",
         "Age after which a lock counts as stale (default 15m).",
     ),
+    "shutdown_grace": (
+        "DRIFTSAFE_SHUTDOWN_GRACE",
+        "On SIGTERM, how long the server lets requests in flight finish (default 30s).",
+    ),
     "tf_timeout": (
         "DRIFTSAFE_TF_TIMEOUT",
         "Timeout for one Terraform command run by driftsafe (default 30m).",
+    ),
+    "auth_failure_limit": (
+        "DRIFTSAFE_AUTH_FAILURE_LIMIT",
+        "Failed authentications per client address per minute before 429 (default 20; 0 off).",
+    ),
+    "console_idle": (
+        "DRIFTSAFE_CONSOLE_IDLE",
+        "Web console sessions end after this long without a request (default 12h).",
     ),
     "log_level": ("DRIFTSAFE_LOG_LEVEL", "Log level: debug, info (default), warning, error."),
     "github_api": (
         "DRIFTSAFE_GITHUB_API",
         "GitHub API base URL (GitHub Enterprise: https://HOST/api/v3).",
     ),
+    "provider_sessions": (
+        "DRIFTSAFE_PROVIDER_SESSIONS",
+        "0 lets Terraform start the lab provider itself (3-4 times per command); "
+        "default: driftsafe serves it once per run (TF_REATTACH_PROVIDERS).",
+    ),
 }
+
+
+_BOOLEAN = {"1": True, "true": True, "yes": True, "on": True}
+_BOOLEAN |= {"0": False, "false": False, "no": False, "off": False}
 
 
 def _default_home(environ: Mapping[str, str]) -> Path:
@@ -77,9 +98,13 @@ class Settings:
     max_state_bytes: int = 64 * 1024 * 1024
     retention: int = 0
     lock_stale_after: float = 15 * 60.0
+    shutdown_grace: float = 30.0
     tf_timeout: float = 30 * 60.0
+    auth_failure_limit: int = 20
+    console_idle: float = 12 * 3600.0
     log_level: str = "info"
     github_api: str = "https://api.github.com"
+    provider_sessions: bool = True
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -103,9 +128,19 @@ class Settings:
 
         home = Path(get("home") or _default_home(env)).expanduser()
         key_file = get("encryption_key_file")
+        if key_file and get("encryption_key"):
+            # One would silently win, and a store written with the other key would
+            # then not open (or a backup would name the wrong key).
+            raise ConfigError(
+                "DRIFTSAFE_ENCRYPTION_KEY and DRIFTSAFE_ENCRYPTION_KEY_FILE are both set: "
+                "set only one"
+            )
         level = (get("log_level") or "info").lower()
         if level not in {"debug", "info", "warning", "error"}:
             raise ConfigError(f"DRIFTSAFE_LOG_LEVEL={level!r}: use debug, info, warning or error")
+        sessions = (get("provider_sessions") or "1").lower()
+        if sessions not in _BOOLEAN:
+            raise ConfigError(f"DRIFTSAFE_PROVIDER_SESSIONS={sessions!r}: use 1 or 0")
         return cls(
             home=home,
             engine=get("engine") or "embedded",
@@ -117,9 +152,13 @@ class Settings:
             max_state_bytes=as_int("max_state_bytes", 64 * 1024 * 1024),
             retention=as_int("retention", 0),
             lock_stale_after=parse_duration(get("lock_stale_after") or "15m"),
+            shutdown_grace=parse_duration(get("shutdown_grace") or "30s"),
             tf_timeout=parse_duration(get("tf_timeout") or "30m"),
+            auth_failure_limit=as_int("auth_failure_limit", 20),
+            console_idle=parse_duration(get("console_idle") or "12h"),
             log_level=level,
             github_api=(get("github_api") or "https://api.github.com").rstrip("/"),
+            provider_sessions=_BOOLEAN[sessions],
         )
 
     def with_(self, **changes: Any) -> Settings:

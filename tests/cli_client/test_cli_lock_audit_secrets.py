@@ -130,7 +130,8 @@ def test_audit_shows_force_unlock(server: Server, stack: Stack) -> None:
     rows = human.stdout.splitlines()
     assert rows[0].split() == ["AT", "ACTION", "WORKSPACE", "TOKEN", "FROM", "OUTCOME", "DETAIL"]
     assert len(rows) == 4
-    assert rows[1].split()[2] == "force-unlock"
+    assert rows[1].split()[1] == "force-unlock"
+    assert rows[1].split()[0].endswith("Z")  # times carry their zone
 
 
 def test_secrets_scan_workspace_and_file(server: Server, stack: Stack, tmp_path: Any) -> None:

@@ -82,14 +82,21 @@ def test_diff_is_resource_level_and_redacts(server: Server, stack: Stack) -> Non
     diff = json.loads(result.stdout)
     assert diff["added"] == ["terraform_data.extra[0]"]
     assert diff["removed"] == []
-    assert "input.value.max_connections" in diff["changed"]["terraform_data.cfg"]
+    # By meaning: terraform_data's {"value", "type"} wrapper is not part of the path.
+    assert "input.max_connections" in diff["changed"]["terraform_data.cfg"]
+    assert not any("type" in p for p in diff["changed"]["terraform_data.cfg"])
+    assert diff["replaced"] == [] and diff["summary"]["updated"] == 1
     assert PASSWORD not in result.stdout
 
     human = server.invoke("state", "diff", WS, str(old), str(new))
     assert human.exit_code == 2
     assert "  + terraform_data.extra[0]" in human.stdout
     assert "  ~ terraform_data.cfg" in human.stdout
-    assert "1 added, 0 removed, 1 changed." in human.stdout
+    assert "1 added, 0 removed, 1 changed, 0 replaced." in human.stdout
+    values = server.invoke("state", "diff", WS, str(old), str(new), "--values")
+    assert values.exit_code == 2
+    assert "      input.max_connections: 100 -> 200" in values.stdout
+    assert PASSWORD not in values.stdout
 
     backwards = json.loads(server.invoke("state", "diff", WS, str(new), str(old), "--json").stdout)
     assert backwards["removed"] == diff["added"]
@@ -150,9 +157,10 @@ def test_restore_needs_admin_and_writes_a_new_version(server: Server, stack: Sta
 
 def test_errors_are_one_line_never_a_traceback(server: Server, stack: Stack) -> None:
     missing = server.invoke("state", "versions", "cli/nope")
-    assert (missing.exit_code, missing.stdout) == (0, "cli/nope: no versions\n")
+    assert (missing.exit_code, missing.stdout) == (1, "")
+    assert "'cli/nope' does not exist" in missing.stderr
     empty_diff = server.invoke("state", "diff", "cli/nope", "1")
-    assert empty_diff.exit_code == 1 and "has no versions" in empty_diff.stderr
+    assert empty_diff.exit_code == 1 and "'cli/nope' does not exist" in empty_diff.stderr
     gone = server.invoke("state", "show", WS, "--serial", "99999")
     assert gone.exit_code == 1 and gone.stderr.startswith("Error: ")
     bad = server.invoke("state", "versions", WS, token="not-a-token")

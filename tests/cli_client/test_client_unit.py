@@ -240,15 +240,25 @@ def test_version_defaults_to_latest_and_empty_workspace_is_not_found() -> None:
         httpx.Response(200, json={"versions": [{"serial": 5}, {"serial": 4}]}),
         httpx.Response(200, json={"version": {"serial": 5}, "state": {"serial": 5}}),
         httpx.Response(200, json={"versions": []}),
+        httpx.Response(200, json={"workspaces": [{"name": "other"}]}),
+        httpx.Response(200, json={"versions": []}),
+        httpx.Response(200, json={"workspaces": [{"name": "ws"}]}),
     )
     with rec.client() as client:
         assert client.version("ws")["state"] == {"serial": 5}
-        with pytest.raises(errors.NotFound, match="ws has no versions"):
+        # No versions and unknown to the server: the one "does not exist" message.
+        with pytest.raises(errors.NotFound, match="workspace 'ws' does not exist on http"):
+            client.version("ws")
+        # Known (locked before its first write) but without versions yet.
+        with pytest.raises(errors.NotFound, match="'ws' has no versions yet"):
             client.version("ws")
     assert [r.url.path for r in rec.requests] == [
         "/api/v1/workspaces/ws/versions",
         "/api/v1/workspaces/ws/versions/5",
         "/api/v1/workspaces/ws/versions",
+        "/api/v1/workspaces",
+        "/api/v1/workspaces/ws/versions",
+        "/api/v1/workspaces",
     ]
 
 

@@ -56,7 +56,7 @@ def test_lock_held_elsewhere_is_an_error_naming_the_holder(engine: Engine, tmp_p
         assert report["error"]["code"] == "lock_held"
         assert re.search(r"lock held by \S+@\S+ \(OperationTypeApply", report["error"]["message"])
         assert report["error"]["detail"]["ID"]
-        assert "ERROR: " in result.stderr  # progress line names the failure
+        assert "ERROR after " in result.stderr  # progress line names the failure
     finally:
         apply.kill()
         apply.wait(timeout=30)

@@ -122,7 +122,11 @@ def test_report_names_what_apply_would_revert(drifted: RootReport) -> None:
     )
     assert mc.message == "apply would silently revert values.max_connections 200 -> 50"
     assert found[f"{APP}.values.port"].reality == "9090"
-    assert found[f"{APP}.content"].configured is False and mc.configured is True
+    # The file's computed content changed with them: folded in, not a finding of its own.
+    assert f"{APP}.content" not in found and mc.configured is True
+    (content,) = mc.computed
+    assert content.path == "content" and content.configured is False
+    assert content.explained_by == [f"{APP}.values.max_connections", f"{APP}.values.port"]
     mode = found[f"{FEATURES}.mode"]
     assert (mode.state, mode.reality, mode.config, mode.apply) == ("0644", "0666", "0644", "revert")
     gone = found[SECRET_FILE]
@@ -138,6 +142,8 @@ def test_report_names_what_apply_would_revert(drifted: RootReport) -> None:
     assert [f.fingerprint for f in again] == [f.fingerprint for f in drifted.findings]
     table = render_drift_table([drifted])
     assert "max_connections 200 -> 50" in table and "Drift detected." in table
+    # max_connections, port, the mode, the deleted secret file: four, as a person counts.
+    assert "would silently undo 4 manual change(s)" in table
     md = render_drift_markdown([drifted], generated_at="now")
     assert f"| `{APP}` | `values.max_connections` | 50 | 200 | 50 |" in md
 

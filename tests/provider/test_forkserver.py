@@ -3,6 +3,7 @@ DRIFTSAFE_PROVIDER_FORKSERVER=0 serves cold."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import re
@@ -19,7 +20,7 @@ from driftsafe.engine import Engine
 
 # Terraform's go-plugin magic cookie: the provider serves only when it is set.
 COOKIE = "d602bf8f470bc67ca7faa0386276bbdd4330efaf76d1a219cb4d6991ca9872b2"
-HANDSHAKE = re.compile(r"^1\|6\|unix\|/[^|]*pyvider-(\d+)\.sock\|grpc\|")
+HANDSHAKE = re.compile(r"^1\|6\|unix\|/[^|]*plugin-(\d+)\.sock\|grpc\|")
 
 
 def _alive(pid: int) -> bool:
@@ -86,6 +87,8 @@ def _wait_gone(pid: int, timeout: float = 10) -> bool:
 
 
 def test_plans_use_forked_starts(engine: Engine, tmp_path: Path) -> None:
+    # Terraform starting the provider itself (no session): each start is forked.
+    engine = dataclasses.replace(engine, settings=engine.settings.with_(provider_sessions=False))
     trace = tmp_path / "trace.jsonl"
     tf = make_tf_dir(engine, tmp_path / "root", 'resource "lab_delay" "d" {\n  seconds = 0\n}\n')
     env = {"DRIFTSAFE_PROVIDER_TRACE": str(trace)}

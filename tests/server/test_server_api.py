@@ -103,7 +103,7 @@ async def test_lock_conflict_returns_bare_holder_lockinfo(app_srv: AppSrv) -> No
     other = await b.unlock("L2")
     assert other.status_code == 409 and other.json()["ID"] == "L1"
     assert (await a.unlock("L1")).status_code == 200
-    assert (await a.unlock("L1")).status_code == 404
+    assert (await b.unlock("L2")).status_code == 404  # never held: not locked
     events = [(e.action, e.outcome, e.token) for e in app_srv.store.audit_events("app")]
     assert events[-3:] == [
         ("unlock", "rejected", "admin"),
@@ -322,7 +322,17 @@ async def test_json_api(app_srv: AppSrv) -> None:
         assert one["state"]["serial"] == 1 and one["version"]["writer"]["token"] == "writer"
         assert (await c.get("/api/v1/workspaces/team/app/versions/9")).status_code == 404
         diff = await c.get("/api/v1/workspaces/team/app/diff", params={"from": 1, "to": 2})
-        assert set(diff.json()) == {"added", "removed", "changed"}
+        # The original fields, and the value-level ones of the diff by meaning.
+        assert set(diff.json()) == {
+            "added",
+            "removed",
+            "changed",
+            "replaced",
+            "resources",
+            "outputs",
+            "summary",
+        }
+        assert "hunter2" not in diff.text  # values are there, secrets are not
         half = await c.get("/api/v1/workspaces/team/app/diff", params={"from": 1})
         assert half.status_code == 400
         assert (await c.get("/api/v1/workspaces/team/app/restore")).status_code == 405

@@ -27,10 +27,12 @@ def invoke(*args: str, env: dict[str, str] | None = None):  # type: ignore[no-un
 
 
 def make_token(db: str, name: str, scope: str, env: dict[str, str]) -> str:
-    result = invoke("token", "create", name, "--scope", scope, "--db", db, "--json", env=env)
+    result = invoke(
+        "token", "create", name, "--scope", scope, "--workspace", "*", "--db", db, "--json", env=env
+    )
     assert result.exit_code == 0, result.output
     data = json.loads(result.stdout)
-    assert set(data) == {"name", "token", "scope", "workspace"}
+    assert set(data) == {"name", "token", "scope", "workspace", "expires_at"}
     return str(data["token"])
 
 
@@ -69,7 +71,9 @@ def test_token_commands(tmp_path: Path) -> None:
     assert invoke("token", "revoke", "ci", "--db", db, env=env).exit_code == 0
     again = invoke("token", "revoke", "nope", "--db", db, env=env)
     assert again.exit_code == 1 and "no token named" in again.output
-    dup = invoke("token", "create", "ci", "--db", db, env=env)
+    dup = invoke("token", "create", "viewer", "--db", db, env=env)
+    assert dup.exit_code == 0, dup.output
+    dup = invoke("token", "create", "viewer", "--db", db, env=env)
     assert dup.exit_code == 1 and "already exists" in dup.output
     for command in (["token"], ["token", "create"], ["serve"], ["rotate-key"]):
         assert "Example:" in invoke(*command, "--help").output

@@ -202,21 +202,29 @@ lock_ops = st.lists(
 @given(ops=lock_ops)
 def test_lock_and_fencing_rules_match_model(model_store: SqlStore, ops: list) -> None:
     """Whatever the sequence: at most one holder; only the holder's ID unlocks or
-    writes; no ID writes only when unlocked; every accepted write is a new serial."""
+    writes; no ID writes only when unlocked; every accepted write is a new serial.
+    The holder's own LOCK sent again, and an UNLOCK sent again by an ID that released
+    itself, succeed as retries (every call here is the same token)."""
     ws = f"h/{uuid.uuid4().hex}"
     holder: str | None = None
+    # The newest release of each lock ID: its own unlock (True) or a force-unlock.
+    released_itself: dict[str, bool] = {}
     serial = 0
     for op, lock_id in ops:
         if op == "lock":
             result = model_store.acquire_lock(ws, {"ID": lock_id, "Who": lock_id}, WRITER)
             assert result is not None
-            assert result.acquired == (holder is None)
+            assert result.acquired == (holder in (None, lock_id))
+            assert result.lock.retry == (holder == lock_id)
             holder = holder or lock_id
             assert result.lock.id == holder
         elif op == "unlock":
             if holder == lock_id:
                 model_store.release_lock(ws, lock_id, WRITER)
+                released_itself[lock_id] = True
                 holder = None
+            elif released_itself.get(lock_id):
+                assert model_store.release_lock(ws, lock_id, WRITER).retry
             else:
                 with pytest.raises(NotFound if holder is None else Conflict):
                     model_store.release_lock(ws, lock_id, WRITER)
@@ -226,6 +234,7 @@ def test_lock_and_fencing_rules_match_model(model_store: SqlStore, ops: list) ->
                     model_store.release_lock(ws, None, ADMIN)
             else:
                 model_store.release_lock(ws, None, ADMIN)
+                released_itself[holder] = False
                 holder = None
         else:
             allowed = lock_id == holder

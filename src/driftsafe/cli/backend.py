@@ -33,7 +33,11 @@ def backend() -> None:
 @click.option(
     "--allow-local", is_flag=True, help="Check a root on the local backend (refused otherwise)."
 )
-@click.option("--engine", "engine_spec", help="embedded (default), terraform, tofu or a path.")
+@click.option(
+    "--engine",
+    "engine_spec",
+    help="embedded (default), terraform, tofu or a path (env DRIFTSAFE_ENGINE).",
+)
 @handle_errors
 def check(
     directory: Path,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from driftsafe.cli.common import echo_json, handle_errors
+from driftsafe.cli.common import TERRAFORM_DURATION, echo_json, handle_errors
 
 
 @click.group()
@@ -29,6 +29,7 @@ def ci() -> None:
 @click.option("--cron", default="17 6 * * *", show_default=True, help="Drift check schedule (UTC).")
 @click.option(
     "--lock-timeout",
+    type=TERRAFORM_DURATION,
     default="10m",
     show_default=True,
     help="-lock-timeout for every command that takes the state lock.",
@@ -70,8 +71,9 @@ def init(
     force: bool,
     as_json: bool,
 ) -> None:
-    """Write .github/workflows/{terraform-plan,terraform-apply,drift}.yml into DIRECTORY.
+    """Write GitHub Actions workflows (plan, apply, drift) into DIRECTORY.
 
+    The files are .github/workflows/{terraform-plan,terraform-apply,drift}.yml.
     Plan on pull requests; apply on BRANCH with a per-env concurrency group and
     -lock-timeout (after refusing to apply over drift); a scheduled drift check over
     a matrix of environments that opens or updates an issue (or a PR).

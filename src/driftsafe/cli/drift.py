@@ -6,7 +6,17 @@ import sys
 
 import click
 
-from driftsafe.cli.common import echo_json, get_settings, handle_errors, server_options
+from driftsafe.cli.common import (
+    TERRAFORM_DURATION,
+    echo_json,
+    get_settings,
+    handle_errors,
+    server_client,
+    server_options,
+    short_time,
+)
+
+_ENGINE_HELP = "embedded (default), terraform, tofu or a path (env DRIFTSAFE_ENGINE)."
 
 
 @click.group()
@@ -18,7 +28,7 @@ def drift() -> None:
       driftsafe drift check envs/staging envs/prod
       driftsafe drift resolve envs/staging \\
         --codify module.app.lab_config_file.app.values.max_connections
-      driftsafe drift history lab/staging --server http://127.0.0.1:8080
+      driftsafe drift history lab/staging --server http://127.0.0.1:8787
     """
 
 
@@ -59,6 +69,7 @@ def drift() -> None:
 )
 @click.option(
     "--lock-timeout",
+    type=TERRAFORM_DURATION,
     default="5s",
     show_default=True,
     help="How long each plan waits for the state lock before reporting its holder.",
@@ -70,9 +81,18 @@ def drift() -> None:
     help="Run terraform init first (default: only when .terraform is missing).",
 )
 @click.option(
-    "--jobs", "-j", type=click.IntRange(min=1), help="Roots checked at once (default: cores)."
+    "--jobs",
+    "-j",
+    type=click.IntRange(min=1),
+    help="Roots checked at once (default: twice the cores).",
 )
-@click.option("--engine", "engine_spec", help="embedded (default), terraform, tofu or a path.")
+@click.option(
+    "--refresh-only-evidence",
+    is_flag=True,
+    help="Also run `plan -refresh-only` per root (two plans instead of one), "
+    "for those who want the refresh-only plan itself on record.",
+)
+@click.option("--engine", "engine_spec", metavar="ENGINE", help=_ENGINE_HELP)
 @server_options
 @handle_errors
 def check(
@@ -87,11 +107,12 @@ def check(
     lock_timeout: str,
     init: bool | None,
     jobs: int | None,
+    refresh_only_evidence: bool,
     engine_spec: str | None,
     server: str | None,
     token: str | None,
 ) -> None:
-    """Check root modules for drift: a refresh-only plan and a normal plan per root.
+    """Check root modules for drift: one plan per root (`plan -out` + `show -json`).
 
     For every drifted attribute it shows the value in state, in reality and in the
     configuration, and what a plain apply would do (e.g. silently revert it). The
@@ -126,6 +147,7 @@ def check(
         jobs=jobs,
         markdown_file=markdown_file,
         progress=lambda message: click.echo(message, err=True),
+        refresh_only_evidence=refresh_only_evidence,
     )
     if as_json:
         echo_json(run.to_json())
@@ -160,8 +182,14 @@ def check(
 )
 @click.option("--yes", "-y", is_flag=True, help="Do not ask before applying the checked plan.")
 @click.option("--json", "as_json", is_flag=True, help="Print the resolution as JSON.")
-@click.option("--lock-timeout", default="5s", show_default=True, help="State lock wait.")
-@click.option("--engine", "engine_spec", help="embedded (default), terraform, tofu or a path.")
+@click.option(
+    "--lock-timeout",
+    type=TERRAFORM_DURATION,
+    default="5s",
+    show_default=True,
+    help="State lock wait.",
+)
+@click.option("--engine", "engine_spec", metavar="ENGINE", help=_ENGINE_HELP)
 @handle_errors
 def resolve(
     root: str,
@@ -234,7 +262,7 @@ def history(
 
     \b
     Example:
-      driftsafe drift history lab/staging --server http://127.0.0.1:8080 --token $TOKEN
+      driftsafe drift history lab/staging --server http://127.0.0.1:8787 --token $TOKEN
     """
     from driftsafe.drift import list_history
     from driftsafe.errors import ConfigError
@@ -244,6 +272,9 @@ def history(
     if not server:
         raise ConfigError("no server: pass --server or set DRIFTSAFE_SERVER")
     items = list_history(server, token or settings.token, workspace, limit)
+    if not items:
+        with server_client(server, token) as client:
+            client.require_workspace(workspace)  # exit 1 when there is no such workspace
     if as_json:
         echo_json({"workspace": workspace, "reports": items})
         return
@@ -254,7 +285,8 @@ def history(
         report = item.get("report") or {}
         findings = report.get("findings") or []
         click.echo(
-            f"{item.get('created_at')}  #{item.get('id')}  {report.get('status', '?'):5}  "
+            f"{short_time(item.get('created_at'))}  #{item.get('id')}  "
+            f"{report.get('status', '?'):5}  "
             f"{len(findings)} finding(s)"
             + (f"  {', '.join(f.get('target', '?') for f in findings[:3])}" if findings else "")
         )

@@ -54,7 +54,7 @@ def init(directory: str, server: str | None, name: str, force: bool, as_json: bo
       cd /tmp/stack/envs/staging
       export TF_VAR_app_secret=s3cr3t
       driftsafe tf init && driftsafe tf apply -auto-approve
-      driftsafe lab init /tmp/stack2 --server http://127.0.0.1:8700 --name team
+      driftsafe lab init /tmp/stack2 --server http://127.0.0.1:8787 --name team
     """
     from driftsafe.lab import init_stack
 

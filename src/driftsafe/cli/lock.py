@@ -9,6 +9,8 @@ from typing import Any
 import click
 
 from driftsafe.cli.common import (
+    DURATION,
+    about_workspace,
     echo_json,
     get_settings,
     handle_errors,
@@ -16,12 +18,8 @@ from driftsafe.cli.common import (
     server_options,
     short_time,
 )
-from driftsafe.durations import format_duration, parse_duration
+from driftsafe.durations import format_duration
 from driftsafe.errors import ConfigError
-
-
-def _seconds(value: str | None) -> float | None:
-    return None if value is None else parse_duration(value)
 
 
 def describe_lock(lock: dict[str, Any]) -> list[tuple[str, str]]:
@@ -74,10 +72,10 @@ def _root_lock_lines(found: Any, max_age: float) -> list[tuple[str, str]]:
     return lines
 
 
-def _root_status(directory: str, max_age: str | None, as_json: bool) -> None:
+def _root_status(directory: str, max_age: float | None, as_json: bool) -> None:
     from driftsafe.backends import root_lock
 
-    stale_after = _seconds(max_age) or get_settings().lock_stale_after
+    stale_after = get_settings().lock_stale_after if max_age is None else max_age
     found = root_lock(directory)
     if as_json:
         echo_json(found.to_json(max_age=stale_after))
@@ -100,10 +98,10 @@ def _root_status(directory: str, max_age: str | None, as_json: bool) -> None:
         click.echo(f"Note: {state.note}")
 
 
-def _root_unlock(directory: str, if_stale: bool, max_age: str | None, as_json: bool) -> None:
+def _root_unlock(directory: str, if_stale: bool, max_age: float | None, as_json: bool) -> None:
     from driftsafe.backends import unlock_root
 
-    stale_after = _seconds(max_age) or get_settings().lock_stale_after
+    stale_after = get_settings().lock_stale_after if max_age is None else max_age
     found, released = unlock_root(directory, if_stale=if_stale, max_age=stale_after)
     if as_json:
         echo_json(
@@ -138,19 +136,21 @@ def lock() -> None:
 @lock.command()
 @click.argument("workspace", metavar="WORKSPACE|DIR")
 @click.option(
-    "--max-age", metavar="DUR", help="Count the lock stale past this age (default: server's)."
+    "--max-age", type=DURATION, help="Count the lock stale past this age (default: server's)."
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the lock status as JSON.")
 @server_options
 @handle_errors
 def status(
-    workspace: str, max_age: str | None, as_json: bool, server: str | None, token: str | None
+    workspace: str, max_age: float | None, as_json: bool, server: str | None, token: str | None
 ) -> None:
     """Show who holds WORKSPACE's lock, for what, since when, and whether it is stale.
 
     DIR (a directory with .tf files) is read through its own backend instead: the
     .tflock object (s3 use_lockfile), the DynamoDB lock item, the driftsafe server,
     the local lock file. The pg backend records no holder, and this says so.
+
+    Exit 0 locked or not; 1 when the server has no such workspace.
 
     \b
     Example:
@@ -164,7 +164,9 @@ def status(
         _root_status(workspace, max_age, as_json)
         return
     with server_client(server, token) as client:
-        answer = client.lock_status(workspace, max_age=_seconds(max_age))
+        answer = client.lock_status(workspace, max_age=max_age)
+        if not answer.get("locked"):
+            client.require_workspace(workspace)  # exit 1 when there is no such workspace
     if as_json:
         echo_json(answer)
         return
@@ -183,7 +185,7 @@ def status(
 )
 @click.option(
     "--max-age",
-    metavar="DUR",
+    type=DURATION,
     help="Age that makes a lock stale, e.g. 10m (default: the server's lock_stale_after).",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the released lock as JSON.")
@@ -192,7 +194,7 @@ def status(
 def unlock(
     workspace: str,
     if_stale: bool,
-    max_age: str | None,
+    max_age: float | None,
     as_json: bool,
     server: str | None,
     token: str | None,
@@ -208,6 +210,10 @@ def unlock(
     .tflock object or DynamoDB item is deleted. S3 does not fence, so make sure the
     holder is dead. A pg lock cannot be broken this way (it records no holder).
 
+    Exit 0 only when a lock was released; 1 when nothing was (the workspace is not
+    locked, the lock is younger than --max-age, or there is no such workspace), as
+    `terraform force-unlock` fails on a state that is not locked.
+
     \b
     Example:
       driftsafe lock unlock lab/staging --if-stale --max-age 10m
@@ -221,8 +227,8 @@ def unlock(
     if is_root_dir(workspace):
         _root_unlock(workspace, if_stale, max_age, as_json)
         return
-    with server_client(server, token) as client:
-        released = client.force_unlock(workspace, if_stale=if_stale, max_age=_seconds(max_age))
+    with server_client(server, token) as client, about_workspace(client, workspace):
+        released = client.force_unlock(workspace, if_stale=if_stale, max_age=max_age)
     if as_json:
         echo_json({"workspace": workspace, "released": released})
         return

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import importlib
 import sys
+from collections.abc import Sequence
+from typing import Any
 
 import click
 
 from driftsafe import __version__
+from driftsafe.cli.common import EXIT_ERROR, echo_json, error_json, report_error
 from driftsafe.errors import DriftsafeError
 from driftsafe.settings import Settings
 
@@ -31,6 +34,38 @@ COMMANDS: dict[str, tuple[str, str]] = {
 
 
 class LazyGroup(click.Group):
+    """The root group: loads command modules lazily, and gives every usage error of
+    every command exit code 1 (click's default is 2, which driftsafe keeps for "there
+    is a difference", as Terraform's -detailed-exitcode does)."""
+
+    def make_context(
+        self,
+        info_name: str | None,
+        args: list[str],
+        parent: click.Context | None = None,
+        **extra: Any,
+    ) -> click.Context:
+        try:
+            ctx = super().make_context(info_name, args, parent=parent, **extra)
+        except click.UsageError as exc:
+            _usage_error(exc, args)
+            raise
+        ctx.meta["driftsafe.argv"] = list(args)
+        return ctx
+
+    def invoke(self, ctx: click.Context) -> Any:
+        argv: Sequence[str] = ctx.meta.get("driftsafe.argv", ())
+        try:
+            return super().invoke(ctx)
+        except click.UsageError as exc:
+            # Raised while a subcommand parses its arguments, or by a parameter type.
+            _usage_error(exc, argv)
+            raise
+        except DriftsafeError as exc:
+            # Raised outside a command's own handler (the settings, read first).
+            report_error(exc, as_json="--json" in argv)
+            sys.exit(EXIT_ERROR)
+
     def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted(name for name in COMMANDS if self._load(name) is not None)
 
@@ -64,6 +99,14 @@ def cli(ctx: click.Context) -> None:
       driftsafe tf -chdir=envs/staging plan  # Terraform with the lab provider
     """
     ctx.obj = Settings.from_env()
+
+
+def _usage_error(exc: click.UsageError, argv: Sequence[str]) -> None:
+    """Exit 1 for a usage error; under ``--json`` also say it as JSON on stdout.
+    click then prints the usage and the message on stderr and exits."""
+    exc.exit_code = EXIT_ERROR  # type: ignore[misc]
+    if "--json" in argv:
+        echo_json(error_json("usage_error", exc.format_message()))
 
 
 def main() -> None:

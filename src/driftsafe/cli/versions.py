@@ -11,6 +11,7 @@ import click
 
 from driftsafe.cli.common import (
     EXIT_CHANGES,
+    about_workspace,
     echo_json,
     format_table,
     handle_errors,
@@ -35,7 +36,7 @@ def state() -> None:
 
     \b
     Example:
-      export DRIFTSAFE_SERVER=http://127.0.0.1:8080 DRIFTSAFE_TOKEN=...
+      export DRIFTSAFE_SERVER=http://127.0.0.1:8787 DRIFTSAFE_TOKEN=...
       driftsafe state versions lab/staging
       driftsafe state diff lab/staging 3 4
       driftsafe state restore lab/staging --serial 3
@@ -48,7 +49,9 @@ def state() -> None:
 @server_options
 @handle_errors
 def versions(workspace: str, as_json: bool, server: str | None, token: str | None) -> None:
-    """List every stored version of WORKSPACE, newest first.
+    """List every stored version of WORKSPACE, newest first (times in UTC).
+
+    Exit 1 when the server has no such workspace.
 
     \b
     Example:
@@ -57,11 +60,13 @@ def versions(workspace: str, as_json: bool, server: str | None, token: str | Non
     """
     with server_client(server, token) as client:
         listed = client.versions(workspace)
+        if not listed:
+            client.require_workspace(workspace)  # exit 1 when there is no such workspace
     if as_json:
         echo_json({"workspace": workspace, "versions": listed})
         return
     if not listed:
-        click.echo(f"{workspace}: no versions")
+        click.echo(f"{workspace}: no versions yet (the workspace is locked, no state written)")
         return
     rows = [
         [
@@ -102,7 +107,7 @@ def show(
       driftsafe state show lab/staging
       driftsafe state show lab/staging --serial 3 --raw > staging-3.tfstate
     """
-    with server_client(server, token) as client:
+    with server_client(server, token) as client, about_workspace(client, workspace):
         answer = client.version(workspace, serial)
     if raw:
         click.echo(json.dumps(answer["state"], indent=2))
@@ -148,7 +153,8 @@ def _serial_arg(value: str | None, name: str) -> int | None:
     return int(value)
 
 
-def _state_file(path: str) -> dict[str, Any]:
+def _state_file(path: str) -> bytes:
+    """A state file's bytes, once checked to be a state."""
     from driftsafe.state import parse_state
 
     try:
@@ -156,74 +162,124 @@ def _state_file(path: str) -> dict[str, Any]:
     except OSError as exc:
         raise ConfigError(f"cannot read {path}: {exc.strerror}") from None
     try:
-        return parse_state(body).raw
+        parse_state(body, keep_tree=False)
     except DriftsafeError as exc:
         raise ConfigError(f"{path}: {exc.message}") from None
+    return body
 
 
 @state.command()
 @click.argument("workspace", metavar="WORKSPACE|OLD_FILE")
 @click.argument("from_serial", metavar="FROM|NEW_FILE")
 @click.argument("to_serial", metavar="[TO]", required=False)
-@click.option("--json", "as_json", is_flag=True, help="Print {added, removed, changed} as JSON.")
+@click.option(
+    "--values", "show_values", is_flag=True, help="Also print each changed value, old -> new."
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the whole diff as JSON.")
 @server_options
 @handle_errors
 def diff(
     workspace: str,
     from_serial: str,
     to_serial: str | None,
+    show_values: bool,
     as_json: bool,
     server: str | None,
     token: str | None,
 ) -> None:
-    """Resource-level difference between versions FROM and TO (default: latest), or
+    """Difference between versions FROM and TO (default: latest), by meaning; or
     between two state files (e.g. two S3 object versions saved with `aws s3api`).
 
-    Lists the addresses added and removed, and for each changed address the
-    attribute paths that changed. Values are never shown, so sensitive data stays
-    out of terminals and CI logs. Exit status: 0 identical, 2 different, 1 error.
+    Lists the addresses added (+), removed (-), replaced (-/+, with the old and new
+    id) and changed in place (~), with the attribute paths that changed. Values are
+    compared as Terraform means them (a dynamic-type value's type encoding is not a
+    change). With --values each path shows old -> new; a value Terraform marks
+    sensitive or the secret scan flags is printed as (sensitive), never as itself.
+    Exit status: 0 identical, 2 different, 1 error.
 
     \b
     Example:
       driftsafe state diff lab/staging 3 4
-      driftsafe state diff lab/staging 3 --json
+      driftsafe state diff lab/staging 3 --values
+      driftsafe state diff lab/staging 3 --json | jq '.replaced'
       driftsafe state diff old.tfstate new.tfstate
     """
-    from driftsafe.state import diff_states
+    from driftsafe.state import diff_bodies
 
     if to_serial is None and Path(workspace).is_file() and Path(from_serial).is_file():
-        result = diff_states(_state_file(workspace), _state_file(from_serial)).to_json()
-        label = f"{workspace} -> {from_serial}"
-        same = f"{workspace} and {from_serial} hold the same resources."
+        result = diff_bodies(_state_file(workspace), _state_file(from_serial)).to_json()
+        text = render_diff(workspace, from_serial, "", result, values=show_values, files=True)
     else:
         first = _serial_arg(from_serial, "FROM")
         last = _serial_arg(to_serial, "TO")
         assert first is not None
-        with server_client(server, token) as client:
+        with server_client(server, token) as client, about_workspace(client, workspace):
             if last is None:
                 last = client.latest_serial(workspace)
             result = client.diff(workspace, first, last)
-        label = f"{workspace}: serial {first} -> {last}"
-        same = f"{workspace}: serial {first} and {last} hold the same resources."
-    added, removed = result.get("added", []), result.get("removed", [])
-    changed: dict[str, list[str]] = result.get("changed", {})
+        text = render_diff(workspace, first, last, result, values=show_values)
     if as_json:
         echo_json(result)
-    elif not (added or removed or changed):
-        click.echo(same)
     else:
-        click.echo(label)
-        for address in added:
-            click.echo(f"  + {address}")
-        for address in removed:
-            click.echo(f"  - {address}")
-        for address, paths in changed.items():
-            click.echo(f"  ~ {address}")
-            for path in paths:
-                click.echo(f"      {path}")
-        click.echo(f"{len(added)} added, {len(removed)} removed, {len(changed)} changed.")
-    if added or removed or changed:
+        click.echo(text)
+    if any(result.get(key) for key in ("added", "removed", "changed", "outputs")):
         sys.exit(EXIT_CHANGES)
+
+
+def _value(value: Any) -> str:
+    text = value if isinstance(value, str) else json.dumps(value)
+    return text if len(text) <= 120 else text[:117] + "..."
+
+
+def render_diff(
+    workspace: str,
+    old: int | str,
+    new: int | str,
+    result: dict[str, Any],
+    *,
+    values: bool = False,
+    files: bool = False,
+) -> str:
+    """The diff as a person reads it (the server's JSON, old and new fields). With
+    ``files``, ``workspace`` and ``old`` name the two state files compared."""
+    added, removed = result.get("added", []), result.get("removed", [])
+    changed: dict[str, list[str]] = result.get("changed", {})
+    outputs: list[dict[str, Any]] = result.get("outputs", [])
+    if files:
+        same = f"{workspace} and {old} hold the same resources and outputs."
+        heading = f"{workspace} -> {old}"
+    else:
+        same = f"{workspace}: serial {old} and {new} hold the same resources and outputs."
+        heading = f"{workspace}: serial {old} -> {new}"
+    if not (added or removed or changed or outputs):
+        return same
+    details = {r["address"]: r for r in result.get("resources", [])}
+    replaced = {r["address"]: r for r in result.get("replaced", [])}
+    out = [heading]
+    out += [f"  + {address}" for address in added]
+    out += [f"  - {address}" for address in removed]
+    for address, paths in changed.items():
+        swap = replaced.get(address)
+        if swap:
+            out.append(f"-/+ {address} (replaced: id {swap['old_id']} -> {swap['new_id']})")
+        else:
+            out.append(f"  ~ {address}")
+        rows = details.get(address, {}).get("attributes") if values else None
+        if rows:
+            for row in rows:
+                out.append(f"      {row['path']}: {_value(row['old'])} -> {_value(row['new'])}")
+        else:
+            out += [f"      {path}" for path in paths]
+    for o in outputs:
+        mark = {"add": "+", "remove": "-"}.get(o["action"], "~")
+        line = f"  {mark} output.{o['name']}"
+        out.append(line + (f": {_value(o['old'])} -> {_value(o['new'])}" if values else ""))
+    n_replaced = len(replaced)
+    out.append(
+        f"{len(added)} added, {len(removed)} removed, {len(changed) - n_replaced} changed, "
+        f"{n_replaced} replaced" + (f", {len(outputs)} output(s) changed." if outputs else ".")
+    )
+    return "\n".join(out)
 
 
 @state.command()
@@ -246,7 +302,7 @@ def restore(
     Example:
       driftsafe state restore lab/staging --serial 3
     """
-    with server_client(server, token) as client:
+    with server_client(server, token) as client, about_workspace(client, workspace):
         version = client.restore(workspace, serial)
     if as_json:
         echo_json({"version": version})

@@ -1,4 +1,14 @@
-"""Run the drift check over root modules: two plans per root, in parallel across roots.
+"""Run the drift check over root modules: one plan per root, in parallel across roots.
+
+Per root: ``plan -out`` and ``show -json``, two Terraform processes. A normal plan's
+JSON carries both halves of the report: ``resource_drift`` (what changed outside
+Terraform: the same list a refresh-only plan gives) and ``resource_changes`` (what
+apply would do). Two fallbacks keep a refresh-only plan:
+- the normal plan fails (a configuration error that does not stop a refresh, such
+  as a failed precondition): a ``plan -refresh-only`` still reports the drift, and the
+  report says so (``plan_mode`` ``refresh-only-fallback``, ``normal_plan_error``);
+- ``refresh_only_evidence=True`` (``--refresh-only-evidence``): both plans, as before,
+  for those who want the refresh-only plan itself on record.
 
 Locking: each plan takes the state lock normally, with a short ``-lock-timeout``.
 This is safe and is the point. A plan, refresh-only or not, never writes state: it
@@ -23,7 +33,6 @@ import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -31,14 +40,20 @@ from driftsafe.drift.classify import classify
 from driftsafe.drift.ignore import IgnoreRules, rules_for_root
 from driftsafe.drift.model import RootReport
 from driftsafe.engine import Engine, RunResult
-from driftsafe.errors import DriftError, DriftsafeError
+from driftsafe.errors import DriftError, DriftsafeError, Interrupted
 from driftsafe.settings import Settings
+from driftsafe.timestamps import rfc3339
 
 Progress = Callable[[str], None]
 
+# RootReport.plan_mode: where the report's two halves came from.
+PLAN_NORMAL = "normal"  # one normal plan: drift and what apply would do
+PLAN_EVIDENCE = "refresh-only-evidence"  # a refresh-only plan for drift, then a normal plan
+PLAN_FALLBACK = "refresh-only-fallback"  # the normal plan failed: drift only
+
 
 def utcnow() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return rfc3339(time.time())  # the one timestamp format (RFC 3339, UTC, ms)
 
 
 def root_name(root: Path) -> str:
@@ -130,41 +145,84 @@ class _RootCheck:
         engine: Engine,
         env: Mapping[str, str] | None,
         lock_timeout: str,
-        init: bool | None,
     ) -> None:
         self.root = root
         self.engine = engine
         self.env = {"TF_IN_AUTOMATION": "1", **(env or {})}
         self.lock_timeout = lock_timeout
-        self.init = init
         self.runs: list[RunResult] = []
 
-    def run(self, args: list[str], what: str, ok: tuple[int, ...] = (0,)) -> RunResult:
+    def attempt(self, args: list[str]) -> RunResult:
         result = self.engine.run(args, cwd=self.root, env=self.env)
         self.runs.append(result)
-        if result.returncode not in ok or result.timed_out:
+        # A run cut short by a signal is no verdict, whatever it printed.
+        self.engine.check_interrupted()
+        return result
+
+    def run(self, args: list[str], what: str) -> RunResult:
+        result = self.attempt(args)
+        if result.returncode != 0 or result.timed_out:
             raise explain_failure(result, what, str(self.root))
         return result
 
-    def plan_json(self, tmp: Path, name: str, extra: list[str]) -> dict[str, Any]:
-        planfile = tmp / f"{name}.tfplan"
-        self.run(
-            [
-                "plan",
-                "-input=false",
-                "-no-color",
-                f"-lock-timeout={self.lock_timeout}",
-                f"-out={planfile}",
-                *extra,
-            ],
-            f"plan {' '.join(extra)}".strip(),
-        )
+    def plan(self, planfile: Path, extra: list[str]) -> RunResult:
+        args = [
+            "plan",
+            "-input=false",
+            "-no-color",
+            f"-lock-timeout={self.lock_timeout}",
+            f"-out={planfile}",
+            *extra,
+        ]
+        return self.attempt(args)
+
+    def show(self, planfile: Path) -> dict[str, Any]:
         shown = self.run(["show", "-json", "-no-color", str(planfile)], "show -json")
         try:
             data: dict[str, Any] = json.loads(shown.stdout)
         except ValueError as exc:
             raise DriftError(f"{self.root}: terraform show -json printed no JSON: {exc}") from None
         return data
+
+    def plan_json(self, tmp: Path, name: str, extra: list[str]) -> dict[str, Any]:
+        planfile = tmp / f"{name}.tfplan"
+        result = self.plan(planfile, extra)
+        if result.returncode != 0 or result.timed_out:
+            raise explain_failure(result, f"plan {' '.join(extra)}".strip(), str(self.root))
+        return self.show(planfile)
+
+
+def _error_json(exc: DriftsafeError) -> dict[str, Any]:
+    return {
+        "code": exc.code,
+        "message": exc.message,
+        "detail": exc.detail if isinstance(exc.detail, dict) else None,
+    }
+
+
+def _plans(
+    job: _RootCheck, tmp: Path, report: RootReport, refresh_only_evidence: bool
+) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    """(the plan whose resource_drift is read, the normal plan or None if it failed)."""
+    if refresh_only_evidence:
+        report.plan_mode = PLAN_EVIDENCE
+        refresh = job.plan_json(tmp, "refresh", ["-refresh-only"])
+        return refresh, job.plan_json(tmp, "normal", [])
+    planfile = tmp / "normal.tfplan"
+    result = job.plan(planfile, [])
+    if result.returncode == 0 and not result.timed_out:
+        normal = job.show(planfile)
+        return normal, normal
+    failure = explain_failure(result, "plan", str(job.root))
+    if result.timed_out or failure.code == "lock_held":
+        raise failure  # a refresh-only plan would meet the same lock or hang
+    report.plan_mode = PLAN_FALLBACK
+    report.normal_plan_error = _error_json(failure)
+    try:
+        refresh = job.plan_json(tmp, "refresh", ["-refresh-only"])
+    except DriftError as exc:
+        raise failure from exc  # the normal plan's error says more
+    return refresh, None
 
 
 def check_root(
@@ -176,12 +234,17 @@ def check_root(
     lock_timeout: str = "5s",
     init: bool | None = None,
     keep_plans: bool = False,
+    refresh_only_evidence: bool = False,
 ) -> RootReport:
-    """Check one root: never raises for a Terraform failure, reports it as status=error."""
+    """Check one root: never raises for a Terraform failure, reports it as status=error.
+
+    ``refresh_only_evidence``: run a refresh-only plan for the drift and a normal plan
+    for what apply would do (four Terraform processes instead of two).
+    """
     path = Path(root)
     report = RootReport(root=str(root), name=root_name(path), checked_at=utcnow())
     started = time.monotonic()
-    job = _RootCheck(path, engine, env, lock_timeout, init)
+    job = _RootCheck(path, engine, env, lock_timeout)
     tmp = Path(tempfile.mkdtemp(prefix="driftsafe-plan-"))
     try:
         if not path.is_dir():
@@ -190,21 +253,23 @@ def check_root(
         if init or (init is None and not (path / ".terraform").is_dir()):
             job.run(["init", "-input=false", "-no-color"], "init")
         report.workspace = backend_workspace(path)
-        refresh = job.plan_json(tmp, "refresh", ["-refresh-only"])
-        normal = job.plan_json(tmp, "normal", [])
+        refresh, normal = _plans(job, tmp, report, refresh_only_evidence)
         report.terraform_version = refresh.get("terraform_version")
         findings, ignored, planned = classify(refresh, normal, root=report.name, ignore=rules)
         report.findings, report.ignored, report.planned_changes = findings, ignored, planned
         report.status = "drift" if findings else "clean"
+        if normal is None and not findings:
+            # No drift, but the configuration does not plan: that is no clean verdict.
+            error = dict(report.normal_plan_error or {})
+            error["message"] = f"{error.get('message')} (a refresh-only plan found no drift)"
+            report.status, report.error = "error", error
         if keep_plans:
             report.refresh_plan, report.normal_plan = refresh, normal
+    except Interrupted as exc:
+        report.status, report.error = "error", _error_json(exc)
+        report.error["message"] = f"{root}: {exc.message}"
     except DriftsafeError as exc:
-        report.status = "error"
-        report.error = {
-            "code": exc.code,
-            "message": exc.message,
-            "detail": exc.detail if isinstance(exc.detail, dict) else None,
-        }
+        report.status, report.error = "error", _error_json(exc)
     finally:
         # Plan files can hold sensitive values: never leave them behind.
         shutil.rmtree(tmp, ignore_errors=True)
@@ -212,6 +277,18 @@ def check_root(
     report.terraform_seconds = sum(r.duration for r in job.runs)
     report.duration_seconds = time.monotonic() - started
     return report
+
+
+def progress_verdict(report: RootReport) -> str:
+    """``clean in 2.1s``, ``DRIFT (1 manual change(s)) in 2.1s``, ``ERROR after 0.0s:
+    no such directory`` (the time never reads as part of the message)."""
+    took = f"{report.duration_seconds:.1f}s"
+    if report.status == "error":
+        message = str((report.error or {}).get("message"))
+        return f"ERROR after {took}: {message.removeprefix(f'{report.root}: ')}"
+    if report.status == "drift":
+        return f"DRIFT ({len(report.findings)} manual change(s)) in {took}"
+    return f"clean in {took}"
 
 
 def check_roots(
@@ -226,16 +303,24 @@ def check_roots(
     jobs: int | None = None,
     progress: Progress | None = None,
     keep_plans: bool = False,
+    refresh_only_evidence: bool = False,
 ) -> list[RootReport]:
-    """Check every root, in parallel bounded by the number of cores; order is kept.
+    """Check every root, ``jobs`` at a time (default: twice the cores); order is kept.
+
+    Twice the cores, because a plan is CPU in bursts (Terraform, the provider) with
+    waits between them (plugin start-up, gRPC round trips, the state backend) that
+    other roots' plans can fill: measured by ``bench/drift.py``.
 
     ``env`` is added to each Terraform run (``TF_VAR_*``, ``TF_HTTP_PASSWORD``...).
     ``init``: True always runs ``init``, False never, None when ``.terraform`` is absent.
+    A SIGINT/SIGTERM/SIGHUP meanwhile (main thread) stops every Terraform gracefully;
+    roots not finished are reported with error code ``interrupted``, and
+    ``engine.processes.interrupted`` holds the signal.
     """
     del settings  # the engine already carries them; accepted for a uniform library API
     if not roots:
         raise DriftError("no root module given")
-    workers = max(1, min(len(roots), jobs or os.cpu_count() or 1))
+    workers = max(1, min(len(roots), jobs or 2 * (os.cpu_count() or 1)))
     done = 0
     lock = threading.Lock()
 
@@ -251,20 +336,19 @@ def check_roots(
             lock_timeout=lock_timeout,
             init=init,
             keep_plans=keep_plans,
+            refresh_only_evidence=refresh_only_evidence,
         )
         with lock:
             done += 1
             n = done
         if progress:
-            verdict = {
-                "clean": "clean",
-                "drift": f"DRIFT ({len(report.findings)} finding(s))",
-                "error": f"ERROR: {(report.error or {}).get('message')}",
-            }[report.status]
-            progress(f"[{n}/{len(roots)}] {root}: {verdict} in {report.duration_seconds:.1f}s")
+            progress(f"[{n}/{len(roots)}] {root}: {progress_verdict(report)}")
         return report
 
-    if workers == 1:
-        return [one(r) for r in roots]
-    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="drift") as pool:
-        return list(pool.map(one, roots))
+    # Roots run in worker threads, which Python gives no signals: the main thread takes
+    # them and hands them to the engine, which stops every Terraform in flight.
+    with engine.forward_signals(raise_when_idle=False):
+        if workers == 1:
+            return [one(r) for r in roots]
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="drift") as pool:
+            return list(pool.map(one, roots))

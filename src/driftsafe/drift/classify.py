@@ -1,10 +1,11 @@
 """Turn Terraform's JSON plans into drift findings.
 
-Two plans feed one report. The refresh-only plan's ``resource_drift`` says what
-changed outside Terraform: ``change.before`` is the value in state, ``change.after``
-the value read from reality now. The normal plan's ``resource_changes`` says what
-the configuration asks for (``change.after``) and what a plain apply would do
-(``change.actions``), which is the part people miss: an apply silently reverts
+A report reads two parts of plan JSON, both in one normal plan (or, with
+``--refresh-only-evidence`` or as a fallback, the first from a refresh-only plan).
+``resource_drift`` says what changed outside Terraform: ``change.before`` is the
+value in state, ``change.after`` the value read from reality now. ``resource_changes``
+says what the configuration asks for (``change.after``) and what a plain apply would
+do (``change.actions``), which is the part people miss: an apply silently reverts
 every manual change the configuration does not already agree with.
 """
 
@@ -23,6 +24,7 @@ from driftsafe.drift.model import (
     fingerprint,
 )
 
+UNPLANNED = "the normal plan failed, so what apply would do is unknown"
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]*$")
 _MISSING = object()
 
@@ -176,9 +178,14 @@ def classify(
     root: str,
     ignore: Callable[[DriftFinding], str | None] | None = None,
 ) -> tuple[list[DriftFinding], list[DriftFinding], list[PlannedChange]]:
-    """(findings, ignored findings, planned non-drift changes) for one root."""
+    """(findings, ignored findings, planned non-drift changes) for one root.
+
+    ``refresh_plan`` is any plan carrying ``resource_drift`` (a normal plan does);
+    ``normal_plan`` None means the normal plan failed: what apply would do is unknown.
+    """
     planned = _changes_by_address(normal_plan)
-    configured = configured_attributes(normal_plan)
+    # Every plan's JSON carries the configuration, a refresh-only one's too.
+    configured = configured_attributes(normal_plan or refresh_plan)
     findings: list[DriftFinding] = []
     drifted: set[str] = set()
     for entry in refresh_plan.get("resource_drift") or []:
@@ -192,7 +199,7 @@ def classify(
         n_change = (normal or {}).get("change") or {}
         n_actions = list(n_change.get("actions") or [])
         if actions == ["delete"] or change.get("after") is None:
-            findings.append(_deleted(entry, root, n_actions))
+            findings.append(_deleted(entry, root, n_actions, normal_plan is not None))
             continue
         for path, state, reality, sensitive in diff_values(
             change.get("before"),
@@ -214,9 +221,12 @@ def classify(
                 sensitive = True
             if sensitive:
                 state = reality = config = SENSITIVE
-            apply, message = _verdict(
-                path, state, reality, config, n_actions, normal is None, sensitive
-            )
+            if normal_plan is None:
+                apply, message = "unknown", UNPLANNED
+            else:
+                apply, message = _verdict(
+                    path, state, reality, config, n_actions, normal is None, sensitive
+                )
             top = parts[0] if parts else ""
             is_set = (
                 _config_key(address) not in configured or top in configured[_config_key(address)]
@@ -244,7 +254,7 @@ def classify(
             )
     kept: list[DriftFinding] = []
     ignored: list[DriftFinding] = []
-    for finding in findings:
+    for finding in fold_computed(findings):
         reason = ignore(finding) if ignore else None
         if reason is None:
             kept.append(finding)
@@ -261,9 +271,33 @@ def classify(
     return kept, ignored, others
 
 
-def _deleted(entry: Mapping[str, Any], root: str, n_actions: list[str]) -> DriftFinding:
+def fold_computed(findings: list[DriftFinding]) -> list[DriftFinding]:
+    """Fold each computed attribute's change under a configured change of the same
+    resource, which explains it: one edit to ``max_connections`` in a config file is one
+    manual change, though the file's computed ``content`` changed with it. A computed
+    change with no configured change beside it stays a finding of its own."""
+    explaining: dict[str, list[DriftFinding]] = {}
+    for f in findings:
+        if f.kind == "changed" and f.configured:
+            explaining.setdefault(f.address, []).append(f)
+    kept = []
+    for f in findings:
+        hosts = explaining.get(f.address)
+        if f.kind == "changed" and not f.configured and hosts:
+            f.explained_by = [h.target for h in hosts]
+            hosts[0].computed.append(f)
+        else:
+            kept.append(f)
+    return kept
+
+
+def _deleted(
+    entry: Mapping[str, Any], root: str, n_actions: list[str], planned: bool = True
+) -> DriftFinding:
     address = entry["address"]
-    if "create" in n_actions:
+    if not planned:
+        apply, message = "unknown", f"deleted outside Terraform; {UNPLANNED}"
+    elif "create" in n_actions:
         apply, message = "recreate", "deleted outside Terraform; apply would recreate it"
     elif not n_actions:
         apply = "forget"
@@ -276,7 +310,7 @@ def _deleted(entry: Mapping[str, Any], root: str, n_actions: list[str]) -> Drift
         path="",
         state="(exists)",
         reality="(deleted)",
-        config="(exists)" if "create" in n_actions else ABSENT,
+        config=("(exists)" if "create" in n_actions else ABSENT) if planned else UNKNOWN,
         apply=apply,
         message=message,
         resource_type=entry.get("type", ""),

@@ -8,6 +8,7 @@ failed :class:`Delivery` (exit 1); it never hides or replaces the report itself.
 from __future__ import annotations
 
 import os
+import signal
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -95,6 +96,7 @@ class CheckRun:
     reports: list[RootReport]
     generated_at: str
     deliveries: list[Delivery] = field(default_factory=list)
+    interrupted: int | None = None  # the signal that stopped the check, if one did
 
     @property
     def undelivered(self) -> list[Delivery]:
@@ -102,13 +104,18 @@ class CheckRun:
 
     @property
     def exit_code(self) -> int:
-        """0 clean, 2 drift, 1 error, and 1 when any alert could not be delivered."""
+        """0 clean, 2 drift, 1 error, and 1 when any alert could not be delivered;
+        128+N when signal N stopped the check (as a shell reports it)."""
+        if self.interrupted is not None:
+            return 128 + self.interrupted
         return EXIT_ERROR if self.undelivered else overall_exit_code(self.reports)
 
     def to_json(self) -> dict[str, Any]:
         data = report_json(self.reports, generated_at=self.generated_at)
         data["deliveries"] = [d.to_json() for d in self.deliveries]
         data["exit_code"] = self.exit_code
+        if self.interrupted is not None:
+            data["interrupted"] = signal.Signals(self.interrupted).name
         return data
 
 
@@ -123,8 +130,13 @@ def run_check(
     jobs: int | None = None,
     markdown_file: str | Path | None = None,
     progress: Callable[[str], None] | None = None,
+    refresh_only_evidence: bool = False,
 ) -> CheckRun:
-    """Check ``roots``, deliver the alerts, write the Markdown report if asked."""
+    """Check ``roots``, deliver the alerts, write the Markdown report if asked.
+
+    Stopped by a signal, it delivers nothing (an interrupted check is no verdict to
+    alert on) but still returns and writes what it found.
+    """
     targets.validate()
     reports = check_roots(
         list(roots),
@@ -134,9 +146,11 @@ def run_check(
         init=init,
         jobs=jobs,
         progress=progress,
+        refresh_only_evidence=refresh_only_evidence,
     )
-    run = CheckRun(reports, utcnow())
-    run.deliveries = deliver(reports, targets, generated_at=run.generated_at)
+    run = CheckRun(reports, utcnow(), interrupted=engine.processes.interrupted)
+    if run.interrupted is None:
+        run.deliveries = deliver(reports, targets, generated_at=run.generated_at)
     if markdown_file is not None:
         Path(markdown_file).write_text(
             render_drift_markdown(reports, generated_at=run.generated_at), encoding="utf-8"

@@ -50,6 +50,11 @@ class DriftFinding:
     root: str = ""
     ignored_reason: str | None = None
     fingerprint: str = ""
+    # Computed attributes of the same resource that changed with this one (a file's
+    # content with the value written in it): one manual change, not several.
+    computed: list[DriftFinding] = field(default_factory=list)
+    # On a computed finding folded under another: the configured changes explaining it.
+    explained_by: list[str] = field(default_factory=list)
 
     @property
     def target(self) -> str:
@@ -72,6 +77,10 @@ class DriftFinding:
             "apply": self.apply,
             "message": self.message,
         }
+        if self.explained_by:
+            data["explained_by"] = self.explained_by
+        else:
+            data["computed"] = [c.to_json() for c in self.computed]
         if self.ignored_reason is not None:
             data["ignored_reason"] = self.ignored_reason
         return data
@@ -102,9 +111,15 @@ class RootReport:
     checked_at: str = ""
     duration_seconds: float = 0.0
     terraform_seconds: float = 0.0
+    # "normal" (one plan), "refresh-only-evidence" or "refresh-only-fallback"
+    plan_mode: str = "normal"
+    # The normal plan's error when the drift came from a refresh-only fallback.
+    normal_plan_error: dict[str, Any] | None = None
     runs: list[Any] = field(default_factory=list)  # RunResult of every command (evidence)
-    refresh_plan: dict[str, Any] | None = None  # `show -json` of the refresh-only plan
-    normal_plan: dict[str, Any] | None = None  # `show -json` of the normal plan
+    # `show -json` of the plan whose resource_drift was read (the normal plan itself
+    # unless a refresh-only plan ran), and of the normal plan (None if it failed).
+    refresh_plan: dict[str, Any] | None = None
+    normal_plan: dict[str, Any] | None = None
 
     @property
     def fingerprint(self) -> str:
@@ -131,6 +146,8 @@ class RootReport:
             "findings": [f.to_json() for f in self.findings],
             "ignored": [f.to_json() for f in self.ignored],
             "planned_changes": [c.to_json() for c in self.planned_changes],
+            "plan_mode": self.plan_mode,
+            "normal_plan_error": self.normal_plan_error,
         }
 
 

@@ -8,18 +8,62 @@ from driftsafe.drift.classify import short
 from driftsafe.drift.model import SCHEMA_VERSION, DriftFinding, RootReport, overall_exit_code
 
 _HEADERS = ("ADDRESS", "ATTRIBUTE", "STATE", "REALITY", "CONFIG", "PLAIN APPLY WOULD")
+# Values are cut to this many characters in the table (the JSON keeps them whole).
+VALUE_WIDTH = 24
+MESSAGE_WIDTH = 100
 
 
-def _row(f: DriftFinding, width: int = 24) -> tuple[str, ...]:
-    attr = f.path or "(resource)"
+def _rows(f: DriftFinding) -> list[tuple[str, ...]]:
+    """The finding's row, then one indented row per computed attribute folded under it."""
+    rows: list[tuple[str, ...]] = [
+        (
+            f.address,
+            f.path or "(resource)",
+            short(f.state, VALUE_WIDTH),
+            short(f.reality, VALUE_WIDTH),
+            short(f.config, VALUE_WIDTH),
+            _cut(f.message, MESSAGE_WIDTH),
+        )
+    ]
+    for c in f.computed:
+        rows.append(
+            (
+                "",
+                f"↳ {c.path}",
+                short(c.state, VALUE_WIDTH),
+                short(c.reality, VALUE_WIDTH),
+                short(c.config, VALUE_WIDTH),
+                _cut(f"computed: follows {', '.join(_paths(c))}", MESSAGE_WIDTH),
+            )
+        )
+    return rows
+
+
+def _paths(computed: DriftFinding) -> list[str]:
+    prefix = computed.address + "."
+    return [t[len(prefix) :] if t.startswith(prefix) else t for t in computed.explained_by]
+
+
+def _cut(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def changes_line(r: RootReport) -> str:
+    """``2 manual change(s) on 1 resource(s)``: computed attributes that changed with a
+    configured one are not counted again."""
     return (
-        f.address,
-        attr,
-        short(f.state, width),
-        short(f.reality, width),
-        short(f.config, width),
-        f.message,
+        f"{len(r.findings)} manual change(s) on {len({f.address for f in r.findings})} resource(s)"
     )
+
+
+def _unprefixed(r: RootReport) -> str:
+    """The error message without the root it starts with (the header names it)."""
+    message = str((r.error or {}).get("message"))
+    return message.removeprefix(f"{r.root}: ")
+
+
+def _heading(r: RootReport) -> str:
+    return f"== {r.name}" if r.name == r.root else f"== {r.name} ({r.root})"
 
 
 def _table(rows: list[tuple[str, ...]]) -> str:
@@ -34,18 +78,20 @@ def _table(rows: list[tuple[str, ...]]) -> str:
 def render_drift_table(reports: list[RootReport]) -> str:
     out: list[str] = []
     for r in reports:
-        head = f"== {r.name} ({r.root}): "
+        head = _heading(r) + ": "
         if r.status == "error":
             out.append(head + "ERROR")
-            out.append(f"   {(r.error or {}).get('message')}")
+            out.append(f"   {_unprefixed(r)}")
         elif r.status == "clean":
             out.append(head + "no drift" + (f" ({len(r.ignored)} ignored)" if r.ignored else ""))
         else:
-            out.append(
-                head + f"DRIFT: {len(r.findings)} finding(s) "
-                f"on {len({f.address for f in r.findings})} resource(s)"
-            )
-            out.append(_table([_HEADERS, *(_row(f) for f in r.findings)]))
+            out.append(head + f"DRIFT: {changes_line(r)}")
+            if r.normal_plan_error:
+                out.append(
+                    "!! the normal plan failed, so this drift comes from a refresh-only plan "
+                    f"and what apply would do is unknown: {r.normal_plan_error.get('message')}"
+                )
+            out.append(_table([_HEADERS, *(row for f in r.findings for row in _rows(f))]))
             reverts = [f for f in r.findings if f.apply in ("revert", "replace", "recreate")]
             if reverts:
                 out.append(
@@ -64,7 +110,7 @@ def render_drift_table(reports: list[RootReport]) -> str:
 
 
 def _md_cell(value: Any) -> str:
-    return short(value, 80).replace("|", "\\|")
+    return short(value, 40).replace("|", "\\|")
 
 
 def render_drift_markdown(reports: list[RootReport], *, generated_at: str) -> str:
@@ -80,8 +126,14 @@ def render_drift_markdown(reports: list[RootReport], *, generated_at: str) -> st
         out.append(f"## `{r.name}`: {r.status}")
         out.append("")
         if r.status == "error":
-            out += [f"**Error:** {(r.error or {}).get('message')}", ""]
+            out += [f"**Error:** {_unprefixed(r)}", ""]
             continue
+        if r.normal_plan_error:
+            out += [
+                "**The normal plan failed**, so this drift comes from a refresh-only plan "
+                f"and what apply would do is unknown: {r.normal_plan_error.get('message')}",
+                "",
+            ]
         if r.findings:
             out.append("| Address | Attribute | State | Reality | Config | Plain apply would |")
             out.append("| --- | --- | --- | --- | --- | --- |")
@@ -91,6 +143,12 @@ def render_drift_markdown(reports: list[RootReport], *, generated_at: str) -> st
                     f"{_md_cell(f.reality)} | {_md_cell(f.config)} | "
                     f"{f.message.replace('|', '/')} |"
                 )
+                for c in f.computed:
+                    out.append(
+                        f"| | ↳ `{c.path}` | {_md_cell(c.state)} | {_md_cell(c.reality)} | "
+                        f"{_md_cell(c.config)} | computed: follows "
+                        f"{', '.join(f'`{p}`' for p in _paths(c))} |"
+                    )
             out.append("")
             out.append(
                 f"Fingerprint: `{r.fingerprint}`. Resolve with `driftsafe drift resolve "
@@ -111,7 +169,7 @@ def slack_text(reports: list[RootReport]) -> str:
     lines = []
     for r in reports:
         if r.status == "drift":
-            lines.append(f"*Drift in {r.name}*: {len(r.findings)} finding(s)")
+            lines.append(f"*Drift in {r.name}*: {changes_line(r)}")
             lines += [f"• `{f.target}`: {f.message}" for f in r.findings[:10]]
             if len(r.findings) > 10:
                 lines.append(f"• … and {len(r.findings) - 10} more")

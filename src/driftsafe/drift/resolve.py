@@ -208,8 +208,34 @@ def resolve_drift(
     """Codify and/or revert the named drift of one root; see the module docstring.
 
     ``confirm`` sees the targeted plan's text before anything is applied and may veto
-    (then the edits are rolled back and DriftError is raised).
+    (then the edits are rolled back and DriftError is raised). A SIGINT/SIGTERM/SIGHUP
+    meanwhile stops Terraform gracefully and raises :class:`Interrupted` (edits are
+    rolled back unless something was already applied).
     """
+    with engine.forward_signals():
+        return _resolve(
+            root,
+            codify=codify,
+            revert=revert,
+            engine=engine,
+            env=env,
+            lock_timeout=lock_timeout,
+            confirm=confirm,
+            progress=progress,
+        )
+
+
+def _resolve(
+    root: str | Path,
+    *,
+    codify: Sequence[str],
+    revert: Sequence[str],
+    engine: Engine,
+    env: Mapping[str, str] | None,
+    lock_timeout: str,
+    confirm: Callable[[str], bool] | None,
+    progress: Callable[[str], None] | None,
+) -> Resolution:
     if not codify and not revert:
         raise ConfigError("name at least one --codify or --revert ADDR.ATTR")
     say = progress or (lambda _msg: None)
@@ -220,6 +246,7 @@ def resolve_drift(
     def run(args: list[str], what: str, ok: tuple[int, ...] = (0,)) -> RunResult:
         result = engine.run(args, cwd=path, env=run_env)
         res.runs.append(result)
+        engine.check_interrupted()
         if result.returncode not in ok or result.timed_out:
             raise explain_failure(result, what, str(root))
         return result
@@ -228,6 +255,7 @@ def resolve_drift(
     report = check_root(path, engine=engine, env=env, lock_timeout=lock_timeout)
     res.report_before = report
     res.runs += report.runs
+    engine.check_interrupted()
     if report.status == "error":
         raise DriftError(
             (report.error or {}).get("message", "drift check failed"), detail=report.error

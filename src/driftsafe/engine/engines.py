@@ -2,29 +2,37 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import shutil
 import sys
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
+from driftsafe.engine import sessions
 from driftsafe.engine.cliconfig import ensure_cli_config
-from driftsafe.engine.process import Process, RunResult
+from driftsafe.engine.process import Process, ProcessTracker, RunResult
+from driftsafe.engine.signals import forward_signals, run_passthrough
 from driftsafe.errors import EngineError
 from driftsafe.settings import Settings
 
 
 @dataclass(frozen=True)
 class Engine:
-    """How to start Terraform. ``argv_prefix + args`` is the full command line."""
+    """How to start Terraform. ``argv_prefix + args`` is the full command line.
+
+    ``processes`` records every Terraform process the engine starts (a drift check
+    costs two per root) and is how a signal to driftsafe reaches the live ones.
+    """
 
     name: str  # "embedded", "terraform", "tofu" or a path
     argv_prefix: tuple[str, ...]
     settings: Settings
     embedded: bool = False
+    processes: ProcessTracker = field(default_factory=ProcessTracker, compare=False, repr=False)
 
     def argv(self, args: Sequence[str]) -> list[str]:
         return [*self.argv_prefix, *args]
@@ -64,10 +72,27 @@ class Engine:
         full, ours = self.environment(env)
         if not Path(cwd).is_dir():
             raise EngineError(f"working directory {cwd} does not exist")
+        # The lab provider served once for the whole run (see sessions.py).
+        session = sessions.start(args, cwd, full) if self.settings.provider_sessions else None
+        proc = None
         try:
-            return Process(self.argv(args), cwd=cwd, env=full, shown_env=ours, input=input, tee=tee)
+            proc = Process(
+                self.argv(args),
+                cwd=cwd,
+                env={**full, **session.env} if session else full,
+                shown_env=ours,
+                input=input,
+                tee=tee,
+                tracker=self.processes,
+            )
         except OSError as exc:
             raise EngineError(f"cannot start {self.name}: {exc}") from exc
+        finally:
+            if session and proc:
+                session.attach(proc.pid)
+            elif session:
+                session.close()
+        return proc
 
     def run(
         self,
@@ -81,6 +106,19 @@ class Engine:
     ) -> RunResult:
         proc = self.start(args, cwd=cwd, env=env, input=input, tee=tee)
         return proc.wait(timeout=self.settings.tf_timeout if timeout is None else timeout)
+
+    @contextlib.contextmanager
+    def forward_signals(self, *, raise_when_idle: bool = True) -> Iterator[ProcessTracker]:
+        """Pass SIGINT/SIGTERM/SIGHUP on to this engine's Terraform processes while
+        inside (main thread), and stop starting new ones once one came. Wrap a whole
+        command in it; ``Process.wait`` alone covers only the time spent waiting.
+        ``raise_when_idle=False`` when the main thread only waits for workers."""
+        with forward_signals(self.processes, raise_when_idle=raise_when_idle):
+            yield self.processes
+
+    def check_interrupted(self) -> None:
+        """Raise :class:`~driftsafe.errors.Interrupted` if a signal asked us to stop."""
+        self.processes.check()
 
     def describe(self) -> str:
         if self.embedded:
@@ -113,22 +151,22 @@ def get_engine(settings: Settings, spec: str | None = None) -> Engine:
 
 
 def passthrough(engine: Engine, args: Sequence[str], cwd: str | None = None) -> int:
-    """Run Terraform on this terminal (inherited stdin/stdout/stderr); return its exit code.
+    """Run Terraform on this terminal (inherited stdin/stdout/stderr); return its exit
+    code (128+N when signal N ended it).
 
-    The child stays in our process group so a Ctrl-C reaches it as it would reach
-    terraform; we ignore SIGINT meanwhile and let Terraform decide how to stop.
+    SIGINT, SIGTERM and SIGHUP sent to driftsafe are passed on to Terraform, which is
+    waited for: the first asks for a graceful stop, a second stops it hard. For the
+    CLI's main thread only (see ``engine/signals.py``).
     """
-    import signal
-    import subprocess
-
     full, _ = engine.environment()
-    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
-    try:
-        try:
-            proc = subprocess.Popen(engine.argv(args), cwd=cwd, env=full)
-        except OSError as exc:
-            raise EngineError(f"cannot start {engine.name}: {exc}") from exc
-        rc = proc.wait()
-    finally:
-        signal.signal(signal.SIGINT, previous)
-    return 128 - rc if rc < 0 else rc
+    argv = engine.argv(list(args) if cwd is None else [f"-chdir={cwd}", *args])
+
+    def hard_stop() -> None:
+        print(
+            "driftsafe: Terraform was stopped hard (a second signal); its state lock may "
+            "still be held: see `driftsafe lock status WORKSPACE`, or `terraform "
+            "force-unlock` for other backends.",
+            file=sys.stderr,
+        )
+
+    return run_passthrough(argv, full, on_hard_stop=hard_stop)

@@ -328,10 +328,17 @@ def render_report_html(ev: Evidence) -> str:
 # -- Markdown -----------------------------------------------------------------------------
 
 
+def _md_esc(text: str) -> str:
+    """Markdown text with no HTML in it: `<`, `>` and `&` escaped, quotes left as they
+    are (an entity such as `&#x27;` shows as itself in a viewer that does not render
+    HTML, and quotes can start no tag)."""
+    return escape(text, quote=False)
+
+
 def _md_text(text: str) -> str:
     """Escape HTML outside `code` spans (GitHub renders inline HTML, but not in code)."""
     parts = re.split(r"(`[^`]+`)", text)
-    return "".join(p if p.startswith("`") and len(p) > 1 else _esc(p) for p in parts)
+    return "".join(p if p.startswith("`") and len(p) > 1 else _md_esc(p) for p in parts)
 
 
 def _md_cell(text: str) -> str:
@@ -351,12 +358,12 @@ def _md_links(refs: list[str]) -> str:
 def render_report_markdown(ev: Evidence, figures: dict[str, str]) -> str:
     s = _summary(ev)
     ok = ev.all_passed
-    out = [f"# {_esc(ev.title)}", ""]
+    out = [f"# {_md_esc(ev.title)}", ""]
     if ev.subtitle:
-        out += [_esc(ev.subtitle), ""]
+        out += [_md_esc(ev.subtitle), ""]
     out += [f"**{_mark(ok)} {_verdict_text(s)}**", ""]
     if ev.aborted is not None:
-        out += [f"**✗ The drill stopped early:** {_esc(ev.aborted)}", ""]
+        out += [f"**✗ The drill stopped early:** {_md_esc(ev.aborted)}", ""]
     for block in ev.preface:
         out += [block.strip(), ""]
     out += ['<a id="checklist"></a>', "", "## Acceptance checklist", ""]
@@ -378,7 +385,7 @@ def render_report_markdown(ev: Evidence, figures: dict[str, str]) -> str:
     ]
     for st in ev.steps:
         took = (st.ended_at or st.started_at) - st.started_at
-        out += [f'<a id="{st.anchor}"></a>', "", f"## {st.index}. {_esc(st.title)}", ""]
+        out += [f'<a id="{st.anchor}"></a>', "", f"## {st.index}. {_md_esc(st.title)}", ""]
         out += [f"*started +{st.started_at - ev.started_at:.1f} s, took {_secs(took)}*", ""]
         for c in st.checks:
             text = _cdetail(c)
@@ -411,7 +418,7 @@ def _transcript_md(tr: Transcript) -> list[str]:
     status = _status(tr)
     if tr.timed_out:
         status += ", timed out"
-    out = [f'<a id="{tr.id}"></a>', "", f"### {_esc(tr.title)}", ""]
+    out = [f'<a id="{tr.id}"></a>', "", f"### {_md_esc(tr.title)}", ""]
     out += [_fence(f"$ {_as_typed(tr)}", "console"), ""]
     out += [
         f"{status} · {_secs(tr.duration)} · started {rfc3339(tr.started_at)} · "
@@ -430,9 +437,9 @@ def _transcript_md(tr: Transcript) -> list[str]:
 
 
 def _artifact_md(art: Artifact, figures: dict[str, str]) -> list[str]:
-    out = [f'<a id="{art.id}"></a>', "", f"### {_esc(art.title)}", ""]
+    out = [f'<a id="{art.id}"></a>', "", f"### {_md_esc(art.title)}", ""]
     if art.kind == "svg":
-        out.append(f"![{_esc(art.title)}]({figures[art.id]})")
+        out.append(f"![{_md_esc(art.title)}]({figures[art.id]})")
     elif art.kind == "table-md":
         out.append(art.text.strip())
     else:

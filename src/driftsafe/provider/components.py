@@ -21,6 +21,13 @@ class LabProvider(BaseProvider):
     def __init__(self) -> None:
         super().__init__(metadata=ProviderMetadata(name=PROVIDER_NAME, version=PROVIDER_VERSION))
 
+    async def configure(self, config: Any) -> None:
+        # A provider serving a whole run (a session) is configured once per
+        # provider instance Terraform makes: a repeat is normal, and there is
+        # nothing to configure anyway.
+        if not self._configured:
+            await super().configure(config)
+
 
 def resource_classes() -> dict[str, type]:
     from driftsafe.provider.config_file import ConfigFile

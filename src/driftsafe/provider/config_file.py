@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import attrs
@@ -58,6 +59,7 @@ class ConfigFile(BaseResource[Any, ConfigFileState, ConfigFileConfig]):
     state_class = ConfigFileState
 
     @classmethod
+    @functools.cache  # schemas are frozen; pyvider asks several times per RPC
     def get_schema(cls) -> PvsSchema:
         return s_resource(
             attributes={

@@ -7,6 +7,7 @@ known time; ``triggers`` forces a new delay when what it guards changes.
 from __future__ import annotations
 
 import asyncio
+import functools
 import time
 from typing import Any
 
@@ -48,6 +49,7 @@ class Delay(BaseResource[Any, DelayState, DelayConfig]):
     state_class = DelayState
 
     @classmethod
+    @functools.cache  # schemas are frozen; pyvider asks several times per RPC
     def get_schema(cls) -> PvsSchema:
         return s_resource(
             attributes={

@@ -7,6 +7,7 @@ meant for ``create_before_destroy``), and the symlink moves to it atomically.
 
 from __future__ import annotations
 
+import functools
 import os
 import shutil
 import tempfile
@@ -71,6 +72,7 @@ class Release(BaseResource[Any, ReleaseState, ReleaseConfig]):
     state_class = ReleaseState
 
     @classmethod
+    @functools.cache  # schemas are frozen; pyvider asks several times per RPC
     def get_schema(cls) -> PvsSchema:
         return s_resource(
             attributes={
@@ -222,6 +224,7 @@ class Symlink(BaseResource[Any, SymlinkState, SymlinkConfig]):
     state_class = SymlinkState
 
     @classmethod
+    @functools.cache  # schemas are frozen; pyvider asks several times per RPC
     def get_schema(cls) -> PvsSchema:
         return s_resource(
             attributes={

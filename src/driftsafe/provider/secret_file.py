@@ -7,6 +7,7 @@ user bumps to have the file rewritten.
 
 from __future__ import annotations
 
+import functools
 import os
 from typing import Any
 
@@ -49,6 +50,7 @@ class SecretFile(BaseResource[Any, SecretFileState, SecretFileConfig]):
     state_class = SecretFileState
 
     @classmethod
+    @functools.cache  # schemas are frozen; pyvider asks several times per RPC
     def get_schema(cls) -> PvsSchema:
         return s_resource(
             attributes={

@@ -12,7 +12,8 @@ from starlette.responses import JSONResponse, Response
 
 from driftsafe.errors import BadRequest, NotFound
 from driftsafe.server.context import ServerContext, read_body, workspace_name
-from driftsafe.state import diff_states
+from driftsafe.server.openapi import MAX_INT
+from driftsafe.state import diff_loaded
 from driftsafe.store import TokenRecord
 from driftsafe.timestamps import rfc3339
 
@@ -24,31 +25,56 @@ def _ctx(request: Request) -> ServerContext:
     return ctx
 
 
-def _int_param(request: Request, name: str, default: int | None = None) -> int:
+def _bounded_int(raw: str, what: str, low: int, high: int) -> int:
+    # Bounded here: an integer past 64 bits reaches the database as an overflow (500).
+    try:
+        value = int(raw)
+    except ValueError:
+        raise BadRequest(f"{what}={raw!r} is not an integer") from None
+    if not low <= value <= high:
+        raise BadRequest(f"{what}={raw!r} is out of range ({low}..{high})")
+    return value
+
+
+def _int_param(
+    request: Request, name: str, default: int | None = None, *, low: int = 0, high: int = MAX_INT
+) -> int:
     raw = request.query_params.get(name)
     if raw is None:
         if default is None:
             raise BadRequest(f"query parameter {name!r} is required")
         return default
-    try:
-        return int(raw)
-    except ValueError:
-        raise BadRequest(f"query parameter {name}={raw!r} is not an integer") from None
+    return _bounded_int(raw, f"query parameter {name}", low, high)
+
+
+def _only(request: Request, *names: str) -> None:
+    """Refuse query parameters the operation does not take: a misspelt one (``limt``)
+    would otherwise be silently ignored."""
+    unknown = sorted(set(request.query_params) - set(names))
+    if unknown:
+        takes = ", ".join(names) or "none"
+        raise BadRequest(
+            f"unknown query parameter(s) {', '.join(map(repr, unknown))} (takes: {takes})"
+        )
 
 
 def _serial(raw: str) -> int:
-    try:
-        return int(raw)
-    except ValueError:
-        raise BadRequest(f"serial {raw!r} is not an integer") from None
+    return _bounded_int(raw, "serial", 0, MAX_INT)
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
 
 
 async def _json_body(request: Request) -> Any:
     raw = await read_body(request, JSON_BODY_LIMIT)
     try:
-        return json.loads(raw)
+        # NaN and Infinity are not JSON: stored, they could never be served back.
+        return json.loads(raw, parse_constant=_no_constant)
     except ValueError:
-        raise BadRequest("the body is not valid JSON") from None
+        raise BadRequest("the body is not valid JSON (UTF-8, no NaN/Infinity)") from None
+    except RecursionError:
+        raise BadRequest("the body's JSON is nested too deeply") from None
 
 
 async def _token(request: Request, ctx: ServerContext) -> TokenRecord:
@@ -60,6 +86,7 @@ async def _token(request: Request, ctx: ServerContext) -> TokenRecord:
 async def server_info(request: Request) -> Response:
     """The guarantees this server gives, read from its live configuration (any token)."""
     ctx = _ctx(request)
+    _only(request)
     await _token(request, ctx)
     settings = ctx.settings
     store = ctx.store
@@ -89,6 +116,7 @@ async def server_info(request: Request) -> Response:
 
 async def workspaces(request: Request) -> Response:
     ctx = _ctx(request)
+    _only(request)
     token = await _token(request, ctx)
     found = await ctx.call(ctx.store.list_workspaces)
     visible = [w.to_json() for w in found if fnmatch.fnmatchcase(w.name, token.workspace)]
@@ -97,15 +125,17 @@ async def workspaces(request: Request) -> Response:
 
 async def versions(request: Request) -> Response:
     ctx = _ctx(request)
+    _only(request, "limit")
     ws = workspace_name(request.path_params["workspace"])
     await ctx.auth(request, "read", ws)
-    limit = _int_param(request, "limit", 0)
+    limit = _int_param(request, "limit", 0, high=10_000)
     found = await ctx.call(ctx.store.list_versions, ws, limit or None)
     return JSONResponse({"workspace": ws, "versions": [v.to_json() for v in found]})
 
 
 async def version(request: Request) -> Response:
     ctx = _ctx(request)
+    _only(request)
     ws = workspace_name(request.path_params["workspace"])
     await ctx.auth(request, "read", ws)
     record, body = await ctx.call(ctx.store.get_version, ws, _serial(request.path_params["serial"]))
@@ -114,31 +144,42 @@ async def version(request: Request) -> Response:
 
 async def diff(request: Request) -> Response:
     ctx = _ctx(request)
+    _only(request, "from", "to")
     ws = workspace_name(request.path_params["workspace"])
     await ctx.auth(request, "read", ws)
     old_serial = _int_param(request, "from")
     new_serial = _int_param(request, "to")
-    old_record, old = await ctx.call(ctx.store.get_version, ws, old_serial)
-    new_record, new = await ctx.call(ctx.store.get_version, ws, new_serial)
-    opaque = [r.serial for r in (old_record, new_record) if r.encrypted_by_client]
-    if opaque:
-        raise BadRequest(
-            f"version {opaque[0]} of {ws!r} is encrypted by the client (OpenTofu): the "
-            "server cannot read it to diff; decrypt both versions with tofu and compare "
-            "the files (driftsafe state diff OLD.tfstate NEW.tfstate)"
-        )
-    result = await ctx.call(lambda: diff_states(json.loads(old), json.loads(new)).to_json())
+
+    def body(serial: int) -> bytes:
+        record, data = ctx.store.get_version(ws, serial)
+        if record.encrypted_by_client:
+            raise BadRequest(
+                f"version {serial} of {ws!r} is encrypted by the client (OpenTofu): the "
+                "server cannot read it to diff; decrypt both versions with tofu and compare "
+                "the files (driftsafe state diff OLD.tfstate NEW.tfstate)"
+            )
+        return data
+
+    # Compared by meaning from the stored bytes (only differing instances are parsed,
+    # one whole state in memory at a time); values Terraform marks sensitive or the
+    # secret scan flags read "(sensitive)".
+    result = await ctx.call(
+        lambda: diff_loaded(lambda: body(old_serial), lambda: body(new_serial)).to_json()
+    )
     return JSONResponse(result)
 
 
 async def restore(request: Request) -> Response:
     ctx = _ctx(request)
+    _only(request)
     ws = workspace_name(request.path_params["workspace"])
     actor = await ctx.auth(request, "admin", ws)
     body = await _json_body(request)
     serial = body.get("serial") if isinstance(body, dict) else None
-    if not isinstance(serial, int) or isinstance(serial, bool):
-        raise BadRequest('restore needs a JSON body {"serial": N}')
+    if isinstance(serial, float) and serial.is_integer():
+        serial = int(serial)  # JSON has one number type: 4.0 is the integer 4
+    if not isinstance(serial, int) or isinstance(serial, bool) or not 0 <= serial <= MAX_INT:
+        raise BadRequest('restore needs a JSON body {"serial": N} (N a serial, 0 or more)')
     record = await ctx.call(ctx.store.restore, ws, serial, actor)
     ctx.metrics.inc("driftsafe_state_writes_total")
     if record.scan_pending:
@@ -154,31 +195,44 @@ async def delete_workspace(request: Request) -> Response:
     return JSONResponse({"workspace": ws, "deleted_versions": count})
 
 
+_FLAGS = {"1": True, "true": True, "yes": True, "0": False, "false": False, "no": False}
+
+
 def _max_age(request: Request, ctx: ServerContext) -> float:
     raw = request.query_params.get("max_age")
     if raw is None:
         return ctx.settings.lock_stale_after
     try:
-        return float(raw)
+        value = float(raw)
     except ValueError:
         raise BadRequest(f"max_age={raw!r} is not a number of seconds") from None
+    if not value >= 0:  # negative, or NaN
+        raise BadRequest(f"max_age={raw!r} must be a number of seconds, 0 or more")
+    return value
 
 
 async def lock_status(request: Request) -> Response:
     ctx = _ctx(request)
+    _only(request, "max_age")
     ws = workspace_name(request.path_params["workspace"])
     await ctx.auth(request, "read", ws)
+    stale_after = _max_age(request, ctx)
     held = await ctx.call(ctx.store.get_lock, ws)
-    payload = held.to_json(now=time.time(), stale_after=_max_age(request, ctx)) if held else None
+    payload = held.to_json(now=time.time(), stale_after=stale_after) if held else None
     return JSONResponse({"workspace": ws, "locked": held is not None, "lock": payload})
 
 
 async def lock_release(request: Request) -> Response:
     ctx = _ctx(request)
+    _only(request, "if_stale", "max_age")
     ws = workspace_name(request.path_params["workspace"])
     actor = await ctx.auth(request, "admin", ws)
-    if_stale = request.query_params.get("if_stale", "").lower() in ("1", "true", "yes")
-    max_age = _max_age(request, ctx) if if_stale else None
+    flag = request.query_params.get("if_stale", "0").lower()
+    if flag not in _FLAGS:
+        raise BadRequest(f"if_stale={flag!r}: use one of {', '.join(_FLAGS)}")
+    if_stale = _FLAGS[flag]
+    given_age = _max_age(request, ctx)
+    max_age = given_age if if_stale else None
     released = await ctx.call(ctx.store.release_lock, ws, None, actor, max_age=max_age)
     ctx.metrics.inc("driftsafe_locks_total", outcome="force_released")
     ctx.metrics.observe("driftsafe_lock_hold_seconds", max(0.0, time.time() - released.acquired_at))
@@ -188,12 +242,13 @@ async def lock_release(request: Request) -> Response:
 
 async def audit(request: Request) -> Response:
     ctx = _ctx(request)
+    _only(request, "workspace", "limit")
     raw_ws = request.query_params.get("workspace")
-    ws = workspace_name(raw_ws) if raw_ws else None
+    ws = workspace_name(raw_ws) if raw_ws is not None else None
     token = await _token(request, ctx)
     if ws is not None:
         await ctx.auth(request, "read", ws)
-    limit = _int_param(request, "limit", 100)
+    limit = _int_param(request, "limit", 100, low=1, high=10_000)
     events = await ctx.call(ctx.store.audit_events, ws, limit)
     # A token limited to some workspaces sees only their events.
     visible = [
@@ -207,6 +262,7 @@ async def audit(request: Request) -> Response:
 
 async def drift_post(request: Request) -> Response:
     ctx = _ctx(request)
+    _only(request)
     ws = workspace_name(request.path_params["workspace"])
     actor = await ctx.auth(request, "write", ws)
     report = await _json_body(request)
@@ -218,9 +274,10 @@ async def drift_post(request: Request) -> Response:
 
 async def drift_get(request: Request) -> Response:
     ctx = _ctx(request)
+    _only(request, "limit")
     ws = workspace_name(request.path_params["workspace"])
     await ctx.auth(request, "read", ws)
-    limit = _int_param(request, "limit", 50)
+    limit = _int_param(request, "limit", 50, low=1, high=1000)
     found = await ctx.call(ctx.store.drift_reports, ws, limit)
     reports = [{"id": i, "created_at": rfc3339(at), "report": r} for i, at, r in found]
     return JSONResponse({"workspace": ws, "reports": reports})

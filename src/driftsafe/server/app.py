@@ -6,20 +6,21 @@ import asyncio
 import json
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.responses import JSONResponse, PlainTextResponse, RedirectResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from driftsafe import __version__
 from driftsafe.errors import DriftsafeError, StoreError
-from driftsafe.server import api, backend
-from driftsafe.server.context import ServerContext
+from driftsafe.server import api, backend, ui
+from driftsafe.server.context import ServerContext, tune_malloc
+from driftsafe.server.openapi import openapi_document
 from driftsafe.settings import Settings
 from driftsafe.store import Store
 
@@ -29,12 +30,33 @@ WS = "{workspace:path}"
 
 
 async def healthz(request: Request) -> Response:
+    """200 when this server can serve; 503 with the reason (and Retry-After) when its
+    database is unreachable or it is shutting down."""
     ctx: ServerContext = request.app.state.ctx
+    database = ctx.store.database
+    body: dict[str, Any]
+    if ctx.hub.draining:
+        body = {"status": "shutting_down", "database": database, "error": "server is stopping"}
+        return JSONResponse(body, status_code=503)
     try:
         await ctx.call(ctx.store.ping)
     except StoreError as exc:
-        return JSONResponse({"status": "unavailable", "error": exc.message}, status_code=503)
-    return JSONResponse({"status": "ok", "version": __version__, "database": ctx.store.database})
+        body = {"status": "unavailable", "database": database, "error": exc.message}
+        return JSONResponse(body, status_code=503, headers=_retry_after(exc))
+    body = {"status": "ok", "version": __version__, "database": database}
+    listening = ctx.store.listening()
+    if listening is not None:
+        # Lock hand-over across servers rides on LISTEN: while it reconnects, waiters
+        # fall back to polling (slower hand-over, still correct).
+        body["lock_notifications"] = "listening" if listening else "reconnecting"
+    if ctx.warnings:
+        body["warnings"] = list(ctx.warnings)
+    return JSONResponse(body)
+
+
+def _retry_after(exc: DriftsafeError) -> dict[str, str] | None:
+    seconds = getattr(exc, "retry_after", None)
+    return {"Retry-After": str(seconds)} if seconds else None
 
 
 async def metrics(request: Request) -> Response:
@@ -42,34 +64,75 @@ async def metrics(request: Request) -> Response:
     return PlainTextResponse(ctx.metrics.render(), media_type="text/plain; version=0.0.4")
 
 
+Endpoint = Callable[[Request], Awaitable[Response]]
+
+
+def _openapi_route(document: dict[str, Any]) -> Endpoint:
+    async def openapi(request: Request) -> Response:
+        # A description only, no data: served without a token, as API tools expect.
+        return JSONResponse(document)
+
+    return openapi
+
+
+def _by_method(handlers: dict[str, Endpoint]) -> Endpoint:
+    """One endpoint for the methods of one path, so that a method it does not take
+    is answered 405 with an ``Allow`` that lists them all."""
+
+    async def endpoint(request: Request) -> Response:
+        # Starlette adds HEAD wherever GET is (and drops the body itself).
+        method = "GET" if request.method == "HEAD" else request.method
+        return await handlers[method](request)
+
+    return endpoint
+
+
+def _route(path: str, handlers: dict[str, Endpoint]) -> Route:
+    return Route(path, _by_method(handlers), methods=list(handlers))
+
+
 def _routes() -> list[Route]:
+    ws = f"/api/v1/workspaces/{WS}"
     return [
-        Route(f"/v1/states/{WS}", backend.get_state, methods=["GET"]),
-        Route(f"/v1/states/{WS}", backend.post_state, methods=["POST"]),
-        Route(f"/v1/locks/{WS}", backend.lock, methods=["LOCK", "POST"]),
-        Route(f"/v1/locks/{WS}", backend.unlock, methods=["UNLOCK", "DELETE"]),
+        Route("/api/v1/openapi.json", _openapi_route(openapi_document()), methods=["GET"]),
+        _route(f"/v1/states/{WS}", {"GET": backend.get_state, "POST": backend.post_state}),
+        _route(
+            f"/v1/locks/{WS}",
+            {
+                "LOCK": backend.lock,
+                "POST": backend.lock,
+                "UNLOCK": backend.unlock,
+                "DELETE": backend.unlock,
+            },
+        ),
         Route("/api/v1/server", api.server_info, methods=["GET"]),
         Route("/api/v1/workspaces", api.workspaces, methods=["GET"]),
-        Route(f"/api/v1/workspaces/{WS}/versions/{{serial}}", api.version, methods=["GET"]),
-        Route(f"/api/v1/workspaces/{WS}/versions", api.versions, methods=["GET"]),
-        Route(f"/api/v1/workspaces/{WS}/diff", api.diff, methods=["GET"]),
-        Route(f"/api/v1/workspaces/{WS}/restore", api.restore, methods=["POST"]),
-        Route(f"/api/v1/workspaces/{WS}/lock", api.lock_status, methods=["GET"]),
-        Route(f"/api/v1/workspaces/{WS}/lock", api.lock_release, methods=["DELETE"]),
-        Route(f"/api/v1/workspaces/{WS}/drift", api.drift_get, methods=["GET"]),
-        Route(f"/api/v1/workspaces/{WS}/drift", api.drift_post, methods=["POST"]),
+        Route(f"{ws}/versions/{{serial}}", api.version, methods=["GET"]),
+        Route(f"{ws}/versions", api.versions, methods=["GET"]),
+        Route(f"{ws}/diff", api.diff, methods=["GET"]),
+        Route(f"{ws}/restore", api.restore, methods=["POST"]),
+        _route(f"{ws}/lock", {"GET": api.lock_status, "DELETE": api.lock_release}),
+        _route(f"{ws}/drift", {"GET": api.drift_get, "POST": api.drift_post}),
         # After the routes above: {workspace:path} would also match ".../lock".
-        Route(f"/api/v1/workspaces/{WS}", api.delete_workspace, methods=["DELETE"]),
+        Route(ws, api.delete_workspace, methods=["DELETE"]),
         Route("/api/v1/audit", api.audit, methods=["GET"]),
         Route("/healthz", healthz, methods=["GET"]),
         Route("/metrics", metrics, methods=["GET"]),
+        # The web console (server/ui/): its pages, forms and assets under /ui/.
+        Route("/ui", _to_console, methods=["GET"]),
+        *ui.routes(),
     ]
+
+
+async def _to_console(request: Request) -> Response:
+    return RedirectResponse("/ui/", status_code=308)
 
 
 async def _driftsafe_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, DriftsafeError)
-    headers = {"WWW-Authenticate": 'Basic realm="driftsafe"'} if exc.http_status == 401 else None
-    return JSONResponse(exc.to_json(), status_code=exc.http_status, headers=headers)
+    headers = {"WWW-Authenticate": 'Basic realm="driftsafe"'} if exc.http_status == 401 else {}
+    headers.update(_retry_after(exc) or {})
+    return JSONResponse(exc.to_json(), status_code=exc.http_status, headers=headers or None)
 
 
 async def _unexpected(request: Request, exc: Exception) -> Response:
@@ -134,16 +197,36 @@ def _route_label(path: str) -> str:
     for prefix in ("/v1/states/", "/v1/locks/", "/api/v1/workspaces/", "/api/v1/"):
         if path.startswith(prefix):
             return prefix.rstrip("/")
+    if path.startswith("/ui/"):
+        return "/ui"
     return path if path in ("/healthz", "/metrics", "/api/v1/workspaces") else "other"
 
 
-def create_app(settings: Settings, store: Store, *, insecure_no_auth: bool = False) -> ASGIApp:
-    """The server for ``store``. The caller owns the store (opens and closes it)."""
-    ctx = ServerContext(settings=settings, store=store, insecure_no_auth=insecure_no_auth)
+def begin_shutdown(app: ASGIApp) -> None:
+    """The server stops accepting: answer the LOCK ?wait= requests it holds now (423
+    with the holder) and take no new waits. Callable from any thread."""
+    if isinstance(app, AccessLog):
+        app.ctx.hub.drain_threadsafe()
+
+
+def create_app(
+    settings: Settings,
+    store: Store,
+    *,
+    insecure_no_auth: bool = False,
+    warnings: Sequence[str] = (),
+) -> ASGIApp:
+    """The server for ``store``. The caller owns the store (opens and closes it).
+    ``warnings`` (e.g. plain HTTP on a public address) are shown by ``/healthz``."""
+    ctx = ServerContext(
+        settings=settings, store=store, insecure_no_auth=insecure_no_auth, warnings=list(warnings)
+    )
+    console = ui.Console(store)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         ctx.hub.bind(asyncio.get_running_loop())
+        tune_malloc()  # big bodies (states, diffs) go back to the OS when freed
         unsubscribe = store.listen(ctx.hub.wake_threadsafe)
         for workspace, serial in await ctx.call(store.pending_scans):
             ctx.scan_later(workspace, serial)
@@ -151,6 +234,7 @@ def create_app(settings: Settings, store: Store, *, insecure_no_auth: bool = Fal
             yield
         finally:
             unsubscribe()
+            console.close()
             ctx.close()
 
     app = Starlette(
@@ -159,7 +243,8 @@ def create_app(settings: Settings, store: Store, *, insecure_no_auth: bool = Fal
         lifespan=lifespan,
     )
     app.state.ctx = ctx
-    return AccessLog(app, ctx)
+    app.state.console = console
+    return AccessLog(ui.wrap(app, console), ctx)
 
 
 class JsonLogFormatter(logging.Formatter):

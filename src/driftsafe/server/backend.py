@@ -28,8 +28,12 @@ STREAM_CHUNK = 1024 * 1024
 # larger one is answered first and scanned in the background (its version shows
 # "scan": "pending" meanwhile), so a huge state does not hold its writer for minutes.
 SCAN_INLINE_BYTES = 4 * 1024 * 1024
+# The largest serial the store can hold (a signed 64-bit integer).
+MAX_SERIAL = 2**63 - 1
 # A LOCK ?wait= never holds a request longer than this, whatever it asks.
 MAX_LOCK_WAIT = 3600.0
+# LockInfo.Operation of `terraform plan`, with or without -refresh-only.
+PLAN_OPERATION = "OperationTypePlan"
 # Waiters re-check this often even without a wake-up (and refresh their queue place).
 WAIT_POLL = 1.0
 
@@ -78,17 +82,32 @@ def _check_md5(request: Request, body: bytes) -> None:
         raise BadRequest("Content-MD5 does not match the body: refused, nothing written")
 
 
+def _storable(state: TfState) -> TfState:
+    # What the store's columns can hold (PostgreSQL refuses more; Terraform never sends it).
+    if state.serial > MAX_SERIAL:
+        raise BadRequest(f"serial {state.serial} is over the largest storable ({MAX_SERIAL})")
+    if len(state.lineage) > 100 or "\x00" in state.lineage:
+        raise BadRequest("lineage must be at most 100 characters, without NUL")
+    return state
+
+
 def _prepare(body: bytes) -> tuple[TfState | EncryptedState, list[dict[str, Any]] | None]:
-    if len(body) > SCAN_INLINE_BYTES:
-        # Scanned later from the stored version: validate without keeping the parsed
-        # tree, so a large state is not also held as Python objects.
-        found = parse_body(body, keep_tree=False)
-        return found, ([] if isinstance(found, EncryptedState) else None)
-    state = parse_body(body)
-    if isinstance(state, EncryptedState):
-        # OpenTofu's encrypted envelope: opaque, so never scanned (the store marks it).
-        return state, []
-    findings = [f.to_json() for f in scan_state(state.raw)]
+    try:
+        if len(body) > SCAN_INLINE_BYTES:
+            # Scanned later from the stored version: validate without keeping the parsed
+            # tree, so a large state is not also held as Python objects.
+            found = parse_body(body, keep_tree=False)
+            if isinstance(found, EncryptedState):
+                return found, []  # opaque: never scanned (the store marks it)
+            return _storable(found), None
+        parsed = parse_body(body)
+        if isinstance(parsed, EncryptedState):
+            # OpenTofu's encrypted envelope: opaque, so never scanned (the store marks it).
+            return parsed, []
+        state = _storable(parsed)
+        findings = [f.to_json() for f in scan_state(state.raw)]
+    except RecursionError:
+        raise BadRequest("the state's JSON is nested too deeply") from None
     # The store needs only serial, lineage and counts: drop the parsed tree now.
     return dataclasses.replace(state, raw={}), findings
 
@@ -175,11 +194,17 @@ async def _small_body(request: Request, ctx: ServerContext, ws: str) -> bytes:
         raise
 
 
-def _lock_info(raw: bytes) -> dict[str, Any]:
+def _json(raw: bytes, what: str) -> Any:
     try:
-        info = json.loads(raw)
+        return json.loads(raw)
     except ValueError:
-        raise BadRequest("LOCK body is not JSON: send Terraform's LockInfo") from None
+        raise BadRequest(f"{what} body is not JSON: send Terraform's LockInfo") from None
+    except RecursionError:
+        raise BadRequest(f"{what} body is nested too deeply: send Terraform's LockInfo") from None
+
+
+def _lock_info(raw: bytes) -> dict[str, Any]:
+    info = _json(raw, "LOCK")
     if not isinstance(info, dict):
         raise BadRequest("LOCK body must be a LockInfo JSON object")
     return info
@@ -193,18 +218,32 @@ async def lock(request: Request) -> Response:
 
     def attempt(actor: Actor) -> tuple[dict[str, Any], float, LockResult | None]:
         info = _lock_info(raw)
-        wait = min(parse_duration(wait_arg), MAX_LOCK_WAIT) if wait_arg else 0.0
-        return info, wait, ctx.store.acquire_lock(ws, info, actor)
+        return info, _lock_wait(info, wait_arg), ctx.store.acquire_lock(ws, info, actor)
 
     actor, (info, wait, result) = await ctx.auth_call(request, "write", ws, attempt)
     assert result is not None
     if result.acquired:
-        ctx.metrics.inc("driftsafe_locks_total", outcome="acquired")
+        # A retry (the holder's own LOCK again) is answered 200 like the first time.
+        outcome = "retry" if result.lock.retry else "acquired"
+        ctx.metrics.inc("driftsafe_locks_total", outcome=outcome)
         return _lockinfo_response(result.lock, 200)
-    if wait <= 0:
+    if wait <= 0 or ctx.hub.draining:
+        # Shutting down: no new waits; Terraform fails clearly (or retries elsewhere).
         ctx.metrics.inc("driftsafe_locks_total", outcome="held")
         return _lockinfo_response(result.lock, 423)
     return await _wait_for_lock(request, ctx, ws, info, actor, wait, result.lock)
+
+
+def _lock_wait(info: dict[str, Any], wait_arg: str | None) -> float:
+    """How long this LOCK may be held open. Terraform sends the whole wait of one LOCK
+    before it looks at its own ``-lock-timeout`` again, so a ``?wait=`` longer than a
+    plan's ``-lock-timeout`` would make the plan wait for ``?wait=`` instead. A plan
+    (refresh-only or not: what a drift check runs) therefore never waits here: it is
+    answered at once and retries within its own ``-lock-timeout``. Applies and other
+    writers keep ``?wait=`` and its immediate hand-over."""
+    # An empty ?wait= is refused like any other bad duration, not taken as no wait.
+    wait = min(parse_duration(wait_arg), MAX_LOCK_WAIT) if wait_arg is not None else 0.0
+    return 0.0 if info.get("Operation") == PLAN_OPERATION else wait
 
 
 async def _wait_for_lock(
@@ -236,7 +275,7 @@ async def _wait_for_lock(
                 if result is not None:
                     holder = result.lock
                 remaining = deadline - time.monotonic()
-                if remaining <= 0:
+                if remaining <= 0 or ctx.hub.draining:
                     break
                 if await request.is_disconnected():
                     break
@@ -280,10 +319,7 @@ async def unlock(request: Request) -> Response:
                 )
             lock_id = None
         else:
-            try:
-                info = json.loads(raw)
-            except ValueError:
-                raise BadRequest("UNLOCK body is not JSON: send Terraform's LockInfo") from None
+            info = _json(raw, "UNLOCK")
             lock_id = info.get("ID") if isinstance(info, dict) else None
             if not isinstance(lock_id, str) or not lock_id:
                 raise BadRequest("UNLOCK LockInfo needs a string ID")
@@ -298,6 +334,9 @@ async def unlock(request: Request) -> Response:
     _, (lock_id, released) = await ctx.auth_call(request, "write", ws, attempt)
     if isinstance(released, dict):  # held by another lock: Terraform wants its LockInfo
         return JSONResponse(released, status_code=409)
+    if released.retry:  # released by this ID before (the answer was lost): still 200
+        ctx.metrics.inc("driftsafe_locks_total", outcome="release_retry")
+        return JSONResponse(released.lock_info(), status_code=200)
     ctx.metrics.observe("driftsafe_lock_hold_seconds", max(0.0, time.time() - released.acquired_at))
     ctx.metrics.inc("driftsafe_locks_total", outcome="released" if lock_id else "force_released")
     return JSONResponse(released.lock_info(), status_code=200)

@@ -8,6 +8,7 @@ import binascii
 import logging
 import multiprocessing
 import re
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from multiprocessing.pool import Pool
@@ -16,12 +17,21 @@ from typing import Concatenate, ParamSpec, TypeVar
 import anyio.to_thread
 from starlette.requests import Request
 
-from driftsafe.errors import AuthError, BadRequest, Forbidden, PayloadTooLarge
+from driftsafe.errors import (
+    AuthError,
+    BadRequest,
+    DriftsafeError,
+    Forbidden,
+    PayloadTooLarge,
+    TooManyRequests,
+)
 from driftsafe.server.metrics import Metrics
+from driftsafe.server.ratelimit import AuthLimiter
 from driftsafe.server.scanjob import scan_version
 from driftsafe.server.waits import WaitHub
 from driftsafe.settings import Settings
-from driftsafe.store import Actor, Store, TokenRecord
+from driftsafe.store import LAST_USED_EVERY, Actor, Store, TokenRecord
+from driftsafe.timestamps import rfc3339
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -38,11 +48,40 @@ class ServerContext:
     settings: Settings
     store: Store
     insecure_no_auth: bool = False
+    # Said at start and by /healthz (e.g. plain HTTP on a public address).
+    warnings: list[str] = field(default_factory=list)
     metrics: Metrics = field(default_factory=Metrics)
     hub: WaitHub = field(default_factory=WaitHub)
     background: set[asyncio.Task[None]] = field(default_factory=set)
+    limiter: AuthLimiter = field(default_factory=AuthLimiter)
 
     _pool: Pool | None = None
+    # token id -> when this process last recorded its use (see note_use).
+    _last_use: dict[str, float] = field(default_factory=dict)
+
+    def use_due(self, token: TokenRecord) -> bool:
+        """Whether ``token``'s use should be recorded now (cheap: no store call)."""
+        last = self._last_use.get(token.id, 0.0)
+        return bool(token.id) and time.time() - last >= LAST_USED_EVERY
+
+    def note_use(self, token: TokenRecord) -> None:
+        """Record that ``token`` was used, at most once a minute per token (a write
+        per request would make every read a write). Runs in a worker thread. A
+        failed write is logged and tried again on the token's next request: the
+        request itself does not depend on it."""
+        if not self.use_due(token):
+            return
+        now = time.time()
+        # Claimed before the write, so a burst of requests writes once, not once each.
+        self._last_use[token.id] = now
+        try:
+            self.store.touch_token(token.id, now)
+        except DriftsafeError as exc:
+            self._last_use.pop(token.id, None)
+            log.warning("could not record the last use of token %r: %s", token.name, exc.message)
+
+    def __post_init__(self) -> None:
+        self.limiter.max_failures = self.settings.auth_failure_limit
 
     def scan_later(self, workspace: str, serial: int) -> None:
         """Scan a stored version for secrets in a worker process, off the request
@@ -100,6 +139,7 @@ class ServerContext:
 
         Basic (password = token, what the backend sends) and Bearer (the API) are
         both accepted everywhere; a failure is audited and counted."""
+        await self.check_rate(request, workspace)
         token = await self._token(request, workspace)
         return await self._admit(request, token, scope, workspace)
 
@@ -115,6 +155,7 @@ class ServerContext:
         """``auth`` then ``func(actor, ...)`` in one worker-thread trip (a trip costs
         about as much as the token lookup); ``func`` runs only for an allowed caller.
         Refusals are audited and counted exactly as ``auth`` does."""
+        await self.check_rate(request, workspace)
         header = request.headers.get("authorization", "")
         secret = None if self.insecure_no_auth else _credentials(header)
         remote = request.client.host if request.client else None
@@ -123,9 +164,10 @@ class ServerContext:
             if self.insecure_no_auth:
                 token: TokenRecord | None = ANONYMOUS
             else:
-                token = self.store.authenticate(secret) if secret else None
+                token = self.store.authenticate(secret, expired=True) if secret else None
             if token is None or not token.allows(scope, workspace):
                 return token, None
+            self.note_use(token)
             request.state.token = token
             actor = Actor(token.name, remote, admin=token.allows("admin", workspace))
             return token, (actor, func(actor, *args, **kwargs))
@@ -136,6 +178,7 @@ class ServerContext:
         if token is None:
             await self._refuse_unknown(request, workspace, secret)
         assert token is not None
+        await self._refuse_expired(request, token, workspace)
         await self._admit(request, token, scope, workspace)  # raises Forbidden
         raise AssertionError("unreachable: the token was refused above")
 
@@ -144,6 +187,8 @@ class ServerContext:
     ) -> Actor:
         remote = request.client.host if request.client else None
         if not token.allows(scope, workspace):
+            # The request log names the refused token, as the audit event does.
+            request.state.token = token
             reason = (
                 f"token {token.name!r} has scope {token.scope!r} on workspaces "
                 f"{token.workspace!r}: {scope!r} on {workspace or 'this resource'!r} is not allowed"
@@ -165,17 +210,77 @@ class ServerContext:
         if self.insecure_no_auth:
             return ANONYMOUS
         secret = _credentials(request.headers.get("authorization", ""))
-        token = await self.call(self.store.authenticate, secret) if secret else None
+        token = await self.call(self.store.authenticate, secret, expired=True) if secret else None
         if token is None:
             await self._refuse_unknown(request, workspace, secret)
         assert token is not None
+        await self._refuse_expired(request, token, workspace)
+        if self.use_due(token):  # a worker-thread trip only once a minute per token
+            await self.call(self.note_use, token)
         return token
+
+    async def _refuse_expired(
+        self, request: Request, token: TokenRecord, workspace: str | None
+    ) -> None:
+        """401 for an expired token, saying so (and audited with its name): the
+        holder must be told to rotate it, not to look for a typo."""
+        if not token.expired():
+            return
+        assert token.expires_at is not None
+        request.state.token = token
+        remote = request.client.host if request.client else None
+        why = f"token {token.name!r} expired at {rfc3339(token.expires_at)}"
+        self.metrics.inc("driftsafe_auth_failures_total", reason="expired")
+        await self.call(
+            self.store.record,
+            "auth",
+            workspace,
+            Actor(token.name, remote),
+            "unauthenticated",
+            {"reason": why, "method": request.method, "path": request.url.path},
+        )
+        raise AuthError(
+            f"{why}: an admin can issue a new secret with `driftsafe token rotate {token.name}`"
+        )
+
+    async def check_rate(self, request: Request, workspace: str | None) -> None:
+        """Refuse (429) any credential from an address with too many recent failures:
+        a guesser gets no answer about any token, right or wrong, until it waits."""
+        if self.insecure_no_auth:
+            return
+        remote = request.client.host if request.client else ""
+        wait = self.limiter.retry_after(remote)
+        if wait is None:
+            return
+        self.metrics.inc("driftsafe_auth_failures_total", reason="rate_limited")
+        if self.limiter.first_refusal(remote):
+            await self.call(
+                self.store.record,
+                "auth",
+                workspace,
+                Actor(None, remote or None),
+                "rate-limited",
+                {
+                    "failures": self.limiter.max_failures,
+                    "window_seconds": self.limiter.window,
+                    "retry_after": wait,
+                    "method": request.method,
+                    "path": request.url.path,
+                },
+            )
+        raise TooManyRequests(
+            f"too many failed authentications from {remote or 'this address'}: "
+            f"try again in {wait} s",
+            retry_after=wait,
+        )
 
     async def _refuse_unknown(
         self, request: Request, workspace: str | None, secret: str | None
     ) -> None:
         remote = request.client.host if request.client else None
         why = "missing credentials" if not secret else "unknown or revoked token"
+        if secret:  # a wrong guess (a request with no credentials guesses nothing)
+            self.limiter.failed(remote or "")
         self.metrics.inc("driftsafe_auth_failures_total", reason="unauthenticated")
         await self.call(
             self.store.record,
@@ -290,3 +395,24 @@ def release_free_memory() -> None:
     trim = getattr(libc, "malloc_trim", None)
     if trim is not None:  # glibc only
         trim(0)
+
+
+# glibc's M_MMAP_THRESHOLD (mallopt parameter number).
+_M_MMAP_THRESHOLD = -3
+_MMAP_OVER = 1024 * 1024
+
+
+def tune_malloc() -> None:
+    """Serve every allocation over 1 MiB (state bodies) from its own mapping, given back
+    to the OS when freed. glibc otherwise raises that threshold after the first big
+    free, and later bodies land on heaps that keep their pages: a diff of two 20 MiB
+    states then peaked at 4x their size instead of about 2x."""
+    import ctypes
+    import ctypes.util
+
+    name = ctypes.util.find_library("c")
+    if name is None:
+        return
+    mallopt = getattr(ctypes.CDLL(name), "mallopt", None)
+    if mallopt is not None:  # glibc only
+        mallopt(_M_MMAP_THRESHOLD, _MMAP_OVER)

@@ -21,7 +21,7 @@ import uvicorn
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from driftsafe.errors import ConfigError, DriftsafeError
-from driftsafe.server.app import JsonLogFormatter, create_app
+from driftsafe.server.app import JsonLogFormatter, begin_shutdown, create_app
 from driftsafe.settings import Settings
 from driftsafe.store import SqlStore, open_store
 
@@ -35,7 +35,15 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-def check_bind(host: str, *, insecure_no_auth: bool, tls: tuple[Path, Path] | None) -> None:
+def check_bind(
+    host: str,
+    *,
+    insecure_no_auth: bool,
+    tls: tuple[Path, Path] | None,
+    allow_plain_http: bool = False,
+) -> list[str]:
+    """Refuse a bind that would expose the server unsafely; return the warnings a
+    bind allowed anyway deserves (shown at start and in ``/healthz``)."""
     if insecure_no_auth and not is_loopback(host):
         raise ConfigError(
             f"--insecure-no-auth lets anyone write state: it is only allowed on a loopback "
@@ -45,6 +53,19 @@ def check_bind(host: str, *, insecure_no_auth: bool, tls: tuple[Path, Path] | No
         for path in tls:
             if not path.is_file():
                 raise ConfigError(f"TLS file {path} does not exist")
+        return []
+    if is_loopback(host):
+        return []
+    if not allow_plain_http:
+        raise ConfigError(
+            f"plain HTTP on {host!r} sends every token (the Basic-auth password Terraform "
+            "sends) in clear text over the network: give --tls-cert and --tls-key, or, "
+            "behind a proxy that terminates TLS, --allow-plain-http"
+        )
+    return [
+        f"plain HTTP on non-loopback address {host!r}: tokens cross the network in clear "
+        "text unless a proxy in front terminates TLS (--allow-plain-http)"
+    ]
 
 
 class _NoDelayH11(H11Protocol):
@@ -58,7 +79,9 @@ class _NoDelayH11(H11Protocol):
         super().connection_made(transport)
 
 
-def _config(app: object, *, tls: tuple[Path, Path] | None, log_level: str) -> uvicorn.Config:
+def _config(
+    app: object, *, tls: tuple[Path, Path] | None, log_level: str, grace: float
+) -> uvicorn.Config:
     kwargs: dict[str, object] = {}
     if tls is not None:
         kwargs = {"ssl_certfile": str(tls[0]), "ssl_keyfile": str(tls[1])}
@@ -71,6 +94,9 @@ def _config(app: object, *, tls: tuple[Path, Path] | None, log_level: str) -> uv
         timeout_keep_alive=30,
         # Terraform sends LOCK/UNLOCK; h11 accepts any method token.
         http=_NoDelayH11,
+        # On shutdown: stop accepting, let requests in flight finish (a big upload is
+        # read and stored), cancel what still runs after this many seconds.
+        timeout_graceful_shutdown=max(1, round(grace)),
         **kwargs,  # type: ignore[arg-type]
     )
 
@@ -116,17 +142,22 @@ def start_server(
     port: int = 0,
     insecure_no_auth: bool = False,
     tls: tuple[Path, Path] | None = None,
+    allow_plain_http: bool = False,
     startup_timeout: float = 15.0,
 ) -> RunningServer:
     """Start the server in a thread on ``host:port`` (0: a free port) and return once
     it accepts connections."""
-    check_bind(host, insecure_no_auth=insecure_no_auth, tls=tls)
+    warnings = check_bind(
+        host, insecure_no_auth=insecure_no_auth, tls=tls, allow_plain_http=allow_plain_http
+    )
     own_store = store is None
     the_store = store if store is not None else open_store(settings, db)
     sock = _bind(host, port)
     real_port = sock.getsockname()[1]
-    app = create_app(settings, the_store, insecure_no_auth=insecure_no_auth)
-    server = uvicorn.Server(_config(app, tls=tls, log_level="warning"))
+    app = create_app(settings, the_store, insecure_no_auth=insecure_no_auth, warnings=warnings)
+    server = uvicorn.Server(
+        _config(app, tls=tls, log_level="warning", grace=settings.shutdown_grace)
+    )
     failure: list[BaseException] = []
 
     def run() -> None:
@@ -149,8 +180,9 @@ def start_server(
         time.sleep(0.01)
 
     def stop() -> None:
+        begin_shutdown(app)
         server.should_exit = True
-        thread.join(timeout=15)
+        thread.join(timeout=settings.shutdown_grace + 15)
         sock.close()
         if own_store:
             the_store.close()
@@ -166,10 +198,11 @@ class _QuietServer(uvicorn.Server):
         yield
 
 
-def _request_exit(server: uvicorn.Server) -> None:
+def _request_exit(server: uvicorn.Server, app: object) -> None:
     # A second signal forces the exit, as uvicorn does.
     if server.should_exit:
         server.force_exit = True
+    begin_shutdown(app)  # type: ignore[arg-type]
     server.should_exit = True
 
 
@@ -191,11 +224,14 @@ def serve(
     port: int = 8787,
     insecure_no_auth: bool = False,
     tls: tuple[Path, Path] | None = None,
+    allow_plain_http: bool = False,
     announce: Callable[[str], None],
 ) -> None:
     """Serve in the foreground until SIGINT/SIGTERM. ``announce`` gets notices (a new
-    key file) and then the ``driftsafe serve: listening on URL`` line."""
-    check_bind(host, insecure_no_auth=insecure_no_auth, tls=tls)
+    key file, warnings) and then the ``driftsafe serve: listening on URL`` line."""
+    warnings = check_bind(
+        host, insecure_no_auth=insecure_no_auth, tls=tls, allow_plain_http=allow_plain_http
+    )
     if tls is not None:
         try:
             ssl.create_default_context(ssl.Purpose.CLIENT_AUTH).load_cert_chain(
@@ -207,11 +243,15 @@ def serve(
     store = open_store(settings, db, notices=notices)
     for notice in notices:
         announce(notice)
+    for warning in warnings:
+        announce(f"WARNING: {warning}")
     try:
         sock = _bind(host, port)
         configure_logging(settings.log_level)
-        app = create_app(settings, store, insecure_no_auth=insecure_no_auth)
-        server = _QuietServer(_config(app, tls=tls, log_level=settings.log_level))
+        app = create_app(settings, store, insecure_no_auth=insecure_no_auth, warnings=warnings)
+        server = _QuietServer(
+            _config(app, tls=tls, log_level=settings.log_level, grace=settings.shutdown_grace)
+        )
         url = _url(host, sock.getsockname()[1], tls is not None)
 
         async def main() -> None:
@@ -219,7 +259,7 @@ def serve(
             # shutdown, which would kill us before the store is closed.
             loop = asyncio.get_running_loop()
             for sig in (signal.SIGINT, signal.SIGTERM):
-                loop.add_signal_handler(sig, _request_exit, server)
+                loop.add_signal_handler(sig, _request_exit, server, app)
             task = asyncio.create_task(server.serve(sockets=[sock]))
             while not server.started and not task.done():
                 await asyncio.sleep(0.01)

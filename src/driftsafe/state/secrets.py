@@ -478,3 +478,39 @@ def scan_bytes(body: bytes) -> list[SecretFinding]:
     if isinstance(data, Mapping) and isinstance(data.get("resources"), list) and "lineage" in data:
         return scan_state(data)
     return scan_text(body.decode("utf-8", errors="replace"))
+
+
+class SecretPaths:
+    """Where the secret scan would flag values, as JSON paths: what a viewer (the web
+    console, a diff with values) must hide. One instance per request or diff (it
+    holds detect-secrets plugin instances, which are not shared between threads)."""
+
+    def __init__(self) -> None:
+        self._detectors = _Detectors()
+
+    def instance(self, instance: Mapping[str, Any]) -> list[Path]:
+        """Paths under an instance's attributes to hide: every path Terraform marks
+        sensitive (with or without a value) and every string the scan flags."""
+        attrs = instance_attributes(instance)
+        marked = sensitive_paths(instance)
+        leaves = _string_leaves(attrs, marked)
+        formats = self._detectors.candidates(_blob(leaves)) if leaves else []
+        found = list(marked)
+        for path, leaf in leaves:
+            if _classify(path, leaf, self._detectors, formats) is not None:
+                found.append(path)
+        return found
+
+    def output(self, name: str, output: Mapping[str, Any]) -> bool:
+        """True when an output must be hidden: marked sensitive, or any string in its
+        value is flagged."""
+        if output.get("sensitive") is True:
+            return True
+        leaves = _string_leaves({"value": output.get("value")}, ())
+        if not leaves:
+            return False
+        formats = self._detectors.candidates(_blob(leaves))
+        return any(
+            _classify(path, leaf, self._detectors, formats, name) is not None
+            for path, leaf in leaves
+        )

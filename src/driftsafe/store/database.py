@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
+import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -17,7 +19,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
 
-from driftsafe.errors import ConfigError, StoreError
+from driftsafe.errors import ConfigError, StorageFull, StoreError, StoreUnavailable
 from driftsafe.store import schema
 from driftsafe.store.codec import KeyframeCache
 from driftsafe.store.crypto import Cipher
@@ -25,6 +27,31 @@ from driftsafe.store.models import Actor
 
 # How long an SQLite writer waits for another writer before failing.
 SQLITE_BUSY_MS = 30_000
+
+# SQLite's SQLITE_FULL, PostgreSQL's disk_full: the database has no space left.
+_SQLITE_FULL = 13
+_PG_DISK_FULL = "53100"
+
+
+def store_failure(exc: BaseException) -> StoreError:
+    """The StoreError a database failure means to the caller: no space left (507), or
+    the database unreachable or gone away mid-transaction (503, retry later)."""
+    orig = getattr(exc, "orig", None) or exc
+    full = (
+        getattr(orig, "sqlite_errorcode", None) == _SQLITE_FULL
+        or getattr(orig, "sqlstate", None) == _PG_DISK_FULL
+    )
+    if full:
+        return StorageFull(
+            f"the database's disk is full ({orig}): nothing was written and every stored "
+            "version is intact; free space on the database's filesystem, then retry"
+        )
+    return StoreUnavailable(f"store unavailable: {orig}")
+
+
+# What the database driver raises for the failures above (a raw sqlite3 error comes
+# from blob writes, which go past SQLAlchemy).
+_DB_FAILURES = (sa.exc.OperationalError, sa.exc.InterfaceError, sqlite3.OperationalError)
 
 # Built once: statements every write runs (building one costs more than running it).
 _WORKSPACE_FOR_UPDATE = (
@@ -53,12 +80,26 @@ def sqlite_path(url: str) -> Path | None:
     return Path(url[len("sqlite:///") :]) if url.startswith("sqlite:///") else None
 
 
+def create_private(path: Path) -> None:
+    """Create an SQLite database file 0600 (a directory made for it 0700) before SQLite does:
+    it holds the token hashes and the audit log, and SQLite gives the -wal and -shm
+    files it makes the database file's mode."""
+    if path.exists():
+        return
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:  # another process created it first
+        return
+    os.close(fd)
+
+
 def open_pool(url: str) -> Engine:
     url = normalize_url(url)
     path = sqlite_path(url)
     if path is None:
         return sa.create_engine(url, pool_size=10, max_overflow=40, pool_pre_ping=True)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    create_private(path)
     pool = sa.create_engine(url, pool_size=10, max_overflow=40)
 
     @sa.event.listens_for(pool, "connect")
@@ -119,16 +160,16 @@ class StoreBase:
             try:
                 with self.pool.connect().execution_options(ds_write=True) as conn, conn.begin():
                     yield conn
-            except sa.exc.OperationalError as exc:
-                raise StoreError(f"store unavailable: {exc.orig}") from exc
+            except _DB_FAILURES as exc:
+                raise store_failure(exc) from exc
 
     @contextmanager
     def read_tx(self) -> Iterator[Connection]:
         try:
             with self.pool.connect() as conn, conn.begin():
                 yield conn
-        except sa.exc.OperationalError as exc:
-            raise StoreError(f"store unavailable: {exc.orig}") from exc
+        except _DB_FAILURES as exc:
+            raise store_failure(exc) from exc
 
     def insert(self, table: sa.Table) -> Any:
         """A dialect insert that supports ``on_conflict_do_nothing``."""

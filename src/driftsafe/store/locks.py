@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import time
 from typing import Any
 
@@ -19,12 +21,29 @@ from driftsafe.timestamps import rfc3339
 WAITER_TTL = 5.0
 
 LOCKINFO_FIELDS = ("ID", "Operation", "Info", "Who", "Version", "Created", "Path")
+# The longest value each LockInfo field may have (its column's size; None: unbounded).
+_FIELD_MAX = {"Operation": 100, "Who": 500, "Version": 50, "Created": 100}
 
 
 # Built once (see sql.py).
 _LOCK_BY_WORKSPACE = sa.select(schema.locks).where(schema.locks.c.workspace == sa.bindparam("ws"))
 _LOCK_INSERT = schema.locks.insert()
 _LOCK_DELETE = schema.locks.delete().where(schema.locks.c.workspace == sa.bindparam("ws"))
+_A = schema.audit
+# How far back in a workspace's releases an UNLOCK sent again is looked for: its first
+# answer was lost moments ago, but other runs may have locked and released since.
+RELEASES_LOOKED_AT = 100
+# The newest releases of a workspace's lock (by holders or forced), from the audit log.
+_LAST_RELEASES = (
+    sa.select(_A.c.action, _A.c.at, _A.c.detail)
+    .where(
+        _A.c.workspace == sa.bindparam("ws"),
+        _A.c.action.in_(("unlock", "force-unlock")),
+        _A.c.outcome == "ok",
+    )
+    .order_by(_A.c.id.desc())
+    .limit(RELEASES_LOOKED_AT)
+)
 
 
 def lock_from_row(row: Any) -> LockRecord:
@@ -53,11 +72,34 @@ def validate_lock_info(info: Any) -> dict[str, str]:
     out = {}
     for key in LOCKINFO_FIELDS:
         value = info.get(key, "")
-        out[key] = value if isinstance(value, str) else str(value)
+        text = value if isinstance(value, str) else str(value)
+        limit = _FIELD_MAX.get(key)
+        if limit is not None and len(text) > limit:
+            raise BadRequest(f"LockInfo {key} is longer than {limit} characters")
+        if "\x00" in text:
+            # PostgreSQL text cannot hold NUL, and no Terraform sends one.
+            raise BadRequest(f"LockInfo {key} contains a NUL character")
+        out[key] = text
     if not out["Created"]:
         # Terraform parses Created as a time when it shows a holder: never send "".
         out["Created"] = rfc3339(time.time())
     return out
+
+
+def _same_lock(holder: LockRecord, info: dict[str, str], created_given: bool, actor: Actor) -> bool:
+    """``info`` (validated) from ``actor`` is the holder's own LockInfo sent again: the
+    same token, ID and fields. ``Created`` counts only when it was sent (an empty one
+    was filled in with the time of the first request)."""
+    return (
+        holder.token == actor.token
+        and holder.id == info["ID"]
+        and holder.operation == info["Operation"]
+        and holder.who == info["Who"]
+        and holder.info == info["Info"]
+        and holder.version == info["Version"]
+        and holder.path == info["Path"]
+        and (not created_given or holder.created == info["Created"])
+    )
 
 
 class LocksMixin(StoreBase):
@@ -73,12 +115,28 @@ class LocksMixin(StoreBase):
         self, workspace: str, info: dict[str, Any], actor: Actor, *, waiter: int | None = None
     ) -> LockResult | None:
         """Take the lock. Returns the holder when held; ``None`` when the lock is free
-        but ``waiter`` is not first in the queue (it must keep waiting)."""
+        but ``waiter`` is not first in the queue (it must keep waiting).
+
+        The holder's own LOCK sent again (same token, ID and LockInfo: a client that
+        lost the first answer and retried) is acquired, not held: it is audited as a
+        retry and answered with ``retry`` set."""
+        created_given = isinstance(info, dict) and bool(info.get("Created"))
         info = validate_lock_info(info)
         now = time.time()
         with self.write_tx() as conn:
             self.hold_workspace(conn, workspace, now)
             holder = self._lock_row(conn, workspace)
+            if holder is not None and _same_lock(holder, info, created_given, actor):
+                self.audit_in(
+                    conn,
+                    "lock",
+                    workspace,
+                    actor,
+                    "retry",
+                    {"id": holder.id, "who": holder.who, "operation": holder.operation},
+                    now=now,
+                )
+                return LockResult(True, dataclasses.replace(holder, retry=True))
             if holder is not None:
                 if waiter is None:  # a queued waiter re-checks often: audit only its end
                     self.audit_in(
@@ -150,13 +208,28 @@ class LocksMixin(StoreBase):
         max_age: float | None = None,
     ) -> LockRecord:
         """Release by the holder's ``lock_id``; ``None`` is a force-unlock (the caller
-        checked admin). ``max_age``: refuse to break a lock younger than that."""
+        checked admin). ``max_age``: refuse to break a lock younger than that.
+
+        An UNLOCK sent again by the holder after its lock was released (its first
+        answer lost) is answered as released, with ``retry`` set: the audit log must
+        show this ID released by its own unlock, from this token (not force-broken)."""
         action = "unlock" if lock_id is not None else "force-unlock"
         now = time.time()
         try:
             with self.write_tx() as conn:
                 self.hold_workspace(conn, workspace, now)
                 holder = self._lock_row(conn, workspace)
+                if lock_id is not None and (holder is None or holder.id != lock_id):
+                    again = self._released_by(conn, workspace, lock_id, actor)
+                    if again is not None:
+                        record, released_at = again
+                        detail: dict[str, Any] = {
+                            "id": lock_id,
+                            "who": record.who,
+                            "released_at": released_at,
+                        }
+                        self.audit_in(conn, action, workspace, actor, "retry", detail, now=now)
+                        return record
                 if holder is None:
                     raise NotFound(f"workspace {workspace!r} is not locked")
                 if lock_id is not None and holder.id != lock_id:
@@ -189,6 +262,37 @@ class LocksMixin(StoreBase):
             raise
         self.notify_local(workspace)
         return holder
+
+    def _released_by(
+        self, conn: Connection, workspace: str, lock_id: str, actor: Actor
+    ) -> tuple[LockRecord, str] | None:
+        """The lock ``lock_id`` as released, and when, if its release (among the
+        workspace's recent ones) was its holder ``actor`` unlocking it; None when it
+        was broken by an admin, or never held. Others may have locked and released
+        since: the holder's lock is still gone by its own hand."""
+        for row in conn.execute(_LAST_RELEASES, {"ws": workspace}):
+            detail = json.loads(row.detail)
+            if detail.get("id") == lock_id:
+                break
+        else:
+            return None
+        if row.action != "unlock" or detail.get("holder_token") != actor.token:
+            return None
+        held = float(detail.get("held_seconds") or 0.0)
+        return LockRecord(
+            workspace=workspace,
+            id=lock_id,
+            operation=str(detail.get("operation") or ""),
+            who=str(detail.get("who") or ""),
+            info="",
+            version="",
+            created="",
+            path="",
+            token=actor.token,
+            remote_addr=actor.remote_addr,
+            acquired_at=row.at - held,
+            retry=True,
+        ), rfc3339(row.at)
 
     # waiters ------------------------------------------------------------------
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import fnmatch
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -15,20 +16,48 @@ RULES_SKIPPED = (
     "serial and lineage rules skipped: the state is encrypted by the client (OpenTofu), "
     "so the server cannot read them; it numbers the versions itself"
 )
+# A token's last use is written at most this often (seconds), so a busy token costs
+# one small write a minute, not one per request.
+LAST_USED_EVERY = 60.0
 
 
 @dataclass(frozen=True)
 class TokenRecord:
+    """One token secret. Rotation gives a name a new record; the old one's
+    ``revoked_at`` is then the end of its grace period (maybe still ahead)."""
+
     id: str
     name: str
     scope: str
-    workspace: str  # a glob such as ``team/*`` or ``*``
+    workspace: str  # a glob such as ``team/*`` or ``*``; ``*`` also crosses ``/``
     created_at: float
     revoked_at: float | None = None
+    expires_at: float | None = None
+    last_used_at: float | None = None
+
+    def revoked(self, now: float | None = None) -> bool:
+        when = time.time() if now is None else now
+        return self.revoked_at is not None and self.revoked_at <= when
+
+    def expired(self, now: float | None = None) -> bool:
+        when = time.time() if now is None else now
+        return self.expires_at is not None and self.expires_at <= when
+
+    def status(self, now: float | None = None) -> str:
+        """``active``, ``retiring`` (rotated, in its grace period), ``revoked`` or
+        ``expired``."""
+        when = time.time() if now is None else now
+        if self.revoked(when):
+            return "revoked"
+        if self.expired(when):
+            return "expired"
+        return "retiring" if self.revoked_at is not None else "active"
 
     def allows(self, scope: str, workspace: str | None = None) -> bool:
-        """True when this token's scope covers ``scope`` and its glob ``workspace``."""
-        if self.revoked_at is not None:
+        """True when this token is live and its scope covers ``scope`` and its glob
+        ``workspace``. The glob is fnmatch's: ``*`` matches ``/`` too, so
+        ``myapp/*`` covers ``myapp/a/b/c``."""
+        if self.revoked() or self.expired():
             return False
         if SCOPES.index(self.scope) < SCOPES.index(scope):
             return False
@@ -39,8 +68,11 @@ class TokenRecord:
             "name": self.name,
             "scope": self.scope,
             "workspace": self.workspace,
+            "status": self.status(),
             "created_at": rfc3339_or_none(self.created_at),
+            "expires_at": rfc3339_or_none(self.expires_at),
             "revoked_at": rfc3339_or_none(self.revoked_at),
+            "last_used_at": rfc3339_or_none(self.last_used_at),
         }
 
 
@@ -59,6 +91,9 @@ class LockRecord:
     token: str | None
     remote_addr: str | None
     acquired_at: float
+    # True when this answers a retried request (a lost response, resent): the LOCK found
+    # the lock already its own, or the UNLOCK found it already released by this ID.
+    retry: bool = False
 
     def lock_info(self) -> dict[str, str]:
         """The bare LockInfo JSON Terraform unmarshals from a 423/409 body."""

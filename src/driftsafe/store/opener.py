@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from sqlalchemy.engine import make_url
+
+from driftsafe.errors import ConfigError
 from driftsafe.settings import Settings
 from driftsafe.store.crypto import load_cipher
 from driftsafe.store.database import normalize_url, sqlite_path
@@ -18,19 +21,34 @@ def default_key_file(settings: Settings, url: str | None = None) -> Path:
     return (path.parent if path is not None else settings.home) / "driftsafe.key"
 
 
+def _shown(url: str) -> str:
+    return make_url(normalize_url(url)).render_as_string(hide_password=True)
+
+
 def open_store(
     settings: Settings,
     url: str | None = None,
     *,
     create_key: bool = True,
+    create: bool = True,
     notices: list[str] | None = None,
 ) -> SqlStore:
     """Open (creating or migrating) the store at ``url`` or ``settings.db_url``.
 
     A newly created key file is reported through ``notices`` so the caller can tell
-    the user where the key that protects every state now lives.
+    the user where the key that protects every state now lives. ``create=False``
+    (read-only commands) refuses to create anything: no database file, no tables,
+    no key file.
     """
     target = url or settings.db_url
+    if not create:
+        create_key = False
+        path = sqlite_path(normalize_url(target))
+        if path is not None and not path.is_file():
+            raise ConfigError(
+                f"no driftsafe store at {path}: nothing to read (a server, or "
+                "`driftsafe token create`, creates it; or give --db / DRIFTSAFE_DB)"
+            )
     cipher, notice = load_cipher(
         key=settings.encryption_key, key_file=default_key_file(settings, target), create=create_key
     )
@@ -38,6 +56,8 @@ def open_store(
         notices.append(notice)
     store = SqlStore(target, cipher, retention=settings.retention)
     try:
+        if not create and store.schema_version() == 0:
+            raise ConfigError(f"no driftsafe store in {_shown(target)}: its tables do not exist")
         store.initialize()
     except BaseException:
         store.close()

@@ -30,9 +30,11 @@ meta = sa.Table(
     sa.Column("value", sa.Text, nullable=False),
 )
 
-tokens = sa.Table(
+# ds_tokens as schema 1 created it (names unique for ever); migration 1 always creates
+# this shape, migration 3 turns it into the current one.
+_tokens_v1 = sa.Table(
     "ds_tokens",
-    metadata,
+    sa.MetaData(),
     sa.Column("id", sa.String(32), primary_key=True),
     sa.Column("name", sa.String(200), nullable=False, unique=True),
     sa.Column("hash", sa.String(64), nullable=False),
@@ -40,6 +42,31 @@ tokens = sa.Table(
     sa.Column("workspace", sa.String(500), nullable=False),
     sa.Column("created_at", sa.Float, nullable=False),
     sa.Column("revoked_at", sa.Float, nullable=True),
+)
+
+# One row per secret. Since schema 3 a name is unique among the rows not revoked only,
+# so a revoked name can be reused, and a rotation adds a row under the same name
+# (the old row's ``revoked_at`` is then the end of its grace period, maybe ahead).
+tokens = sa.Table(
+    "ds_tokens",
+    metadata,
+    sa.Column("id", sa.String(32), primary_key=True),
+    sa.Column("name", sa.String(200), nullable=False),
+    sa.Column("hash", sa.String(64), nullable=False),
+    sa.Column("scope", sa.String(10), nullable=False),
+    sa.Column("workspace", sa.String(500), nullable=False),
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Column("revoked_at", sa.Float, nullable=True),
+    # Added in schema 3.
+    sa.Column("expires_at", sa.Float, nullable=True),
+    sa.Column("last_used_at", sa.Float, nullable=True),
+    sa.Index(
+        "ds_tokens_live_name",
+        "name",
+        unique=True,
+        sqlite_where=sa.text("revoked_at IS NULL"),
+        postgresql_where=sa.text("revoked_at IS NULL"),
+    ),
 )
 
 workspaces = sa.Table(
@@ -175,6 +202,46 @@ keyframes = sa.Table(
     sa.Column("body", sa.LargeBinary, nullable=False),
 )
 
+# Added in schema 5 (the web console). A console session: the cookie holds a random
+# secret, this table its sha256; it lives here so every server on one PostgreSQL
+# shares it, and it dies with its token.
+ui_sessions = sa.Table(
+    "ds_ui_sessions",
+    metadata,
+    sa.Column("id", sa.String(64), primary_key=True),
+    sa.Column("token_id", sa.String(32), nullable=False),
+    sa.Column("csrf", sa.String(64), nullable=False),
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Column("seen_at", sa.Float, nullable=False),
+    sa.Column("remote_addr", sa.String(100), nullable=True),
+    sa.Index("ds_ui_sessions_seen", "seen_at"),
+)
+
+# Added in schema 5: what a version changed against the one before it, and which
+# Terraform wrote it, computed once (from the bodies) the first time a page needs it,
+# so listing versions never decodes a state.
+version_info = sa.Table(
+    "ds_version_info",
+    metadata,
+    sa.Column("workspace", sa.String(500), primary_key=True),
+    sa.Column("serial", sa.BigInteger, primary_key=True),
+    sa.Column("terraform_version", sa.String(50), nullable=False),
+    sa.Column("added", sa.Integer, nullable=False),
+    sa.Column("changed", sa.Integer, nullable=False),
+    sa.Column("removed", sa.Integer, nullable=False),
+    # The serial compared against (None: the first version kept).
+    sa.Column("previous", sa.BigInteger, nullable=True),
+    sa.Column("computed_at", sa.Float, nullable=False),
+)
+
+# Added in schema 5: the console's audit filters (newest first within each). Plain
+# DDL: declared on the table, migration 1 would create them already.
+_AUDIT_INDEXES = (
+    "CREATE INDEX ds_audit_action ON ds_audit (action, id)",
+    "CREATE INDEX ds_audit_token ON ds_audit (token, id)",
+    "CREATE INDEX ds_audit_at ON ds_audit (at)",
+)
+
 # The ds_meta key that records the progress of the schema 6 re-encoding of versions
 # written before it (store/recode.py); absent once every old version is re-encoded.
 RECODE_KEY = "recode_v6"
@@ -182,13 +249,41 @@ RECODE_KEY = "recode_v6"
 
 # Table.create also creates the table's indexes.
 def _v1(conn: Connection) -> None:
-    for table in (meta, tokens, workspaces, _versions_v1, locks, audit):
+    for table in (meta, _tokens_v1, workspaces, _versions_v1, locks, audit):
         table.create(conn)
 
 
 def _v2(conn: Connection) -> None:
     lock_waiters.create(conn)
     drift_reports.create(conn)
+
+
+def _v3(conn: Connection) -> None:
+    """Tokens: an expiry, the time of last use, and names unique among live tokens
+    only (a revoked name can be reused; a rotation keeps the name)."""
+    t = tokens.name
+    if conn.dialect.name == "sqlite":
+        # SQLite cannot drop a UNIQUE constraint: rebuild the table (it is small).
+        conn.execute(sa.text(f"ALTER TABLE {t} RENAME TO {t}_v1"))
+        tokens.create(conn)
+        columns = "id, name, hash, scope, workspace, created_at, revoked_at"
+        conn.execute(sa.text(f"INSERT INTO {t} ({columns}) SELECT {columns} FROM {t}_v1"))
+        conn.execute(sa.text(f"DROP TABLE {t}_v1"))
+        return
+    for unique in sa.inspect(conn).get_unique_constraints(t):
+        if unique["column_names"] == ["name"] and unique["name"]:
+            conn.execute(sa.text(f'ALTER TABLE {t} DROP CONSTRAINT "{unique["name"]}"'))
+    conn.execute(sa.text(f"ALTER TABLE {t} ADD COLUMN expires_at DOUBLE PRECISION"))
+    conn.execute(sa.text(f"ALTER TABLE {t} ADD COLUMN last_used_at DOUBLE PRECISION"))
+    for index in tokens.indexes:
+        index.create(conn)
+
+
+def _v5(conn: Connection) -> None:
+    ui_sessions.create(conn)
+    version_info.create(conn)
+    for ddl in _AUDIT_INDEXES:
+        conn.execute(sa.text(ddl))
 
 
 def _v6(conn: Connection) -> None:
@@ -216,7 +311,13 @@ def _v6(conn: Connection) -> None:
 
 
 # Numbers may have gaps: each branch of the project owns its own numbers.
-MIGRATIONS: list[tuple[int, Callable[[Connection], None]]] = [(1, _v1), (2, _v2), (6, _v6)]
+MIGRATIONS: list[tuple[int, Callable[[Connection], None]]] = [
+    (1, _v1),
+    (2, _v2),
+    (3, _v3),
+    (5, _v5),
+    (6, _v6),
+]
 LATEST = MIGRATIONS[-1][0]
 
 

@@ -18,9 +18,17 @@ from driftsafe.errors import BadRequest, Conflict, NotFound
 from driftsafe.store import schema
 from driftsafe.store.crypto import Cipher
 from driftsafe.store.database import libpq_url
-from driftsafe.store.models import SCOPES, Actor, AuditEvent, TokenRecord, WorkspaceSummary
+from driftsafe.store.models import (
+    LAST_USED_EVERY,
+    SCOPES,
+    Actor,
+    AuditEvent,
+    TokenRecord,
+    WorkspaceSummary,
+)
+from driftsafe.store.queries import ConsoleMixin, audit_event
 from driftsafe.store.recode import recode_versions, reencrypt
-from driftsafe.store.versions import VersionsMixin
+from driftsafe.timestamps import rfc3339, rfc3339_or_none
 
 log = logging.getLogger("driftsafe.store")
 
@@ -48,16 +56,27 @@ def _token_from_row(row: Any) -> TokenRecord:
         workspace=row.workspace,
         created_at=row.created_at,
         revoked_at=row.revoked_at,
+        expires_at=row.expires_at,
+        last_used_at=row.last_used_at,
     )
 
 
-class SqlStore(VersionsMixin):
+def _new_secret() -> tuple[str, str]:
+    """A token id and its secret; the id is part of the secret (a lookup key)."""
+    token_id = secrets.token_hex(6)
+    return token_id, f"{TOKEN_PREFIX}{token_id}_{secrets.token_urlsafe(32)}"
+
+
+class SqlStore(ConsoleMixin):
     """Everything driftsafe persists. Thread-safe; every method is one transaction."""
+
+    token_record = staticmethod(_token_from_row)  # the console's sessions read tokens
 
     def __init__(self, url: str, cipher: Cipher, *, retention: int = 0) -> None:
         super().__init__(url, cipher, retention=retention)
         self._listen_thread: threading.Thread | None = None
         self._listen_stop = threading.Event()
+        self._listen_up = threading.Event()
 
     # lifecycle -----------------------------------------------------------------
 
@@ -109,64 +128,160 @@ class SqlStore(VersionsMixin):
 
     # tokens --------------------------------------------------------------------
 
-    def create_token(self, name: str, scope: str, workspace: str = "*") -> tuple[TokenRecord, str]:
-        """Create a token; the secret is returned once and only its hash is kept."""
+    def create_token(
+        self,
+        name: str,
+        scope: str,
+        workspace: str = "*",
+        *,
+        expires_in: float | None = None,
+    ) -> tuple[TokenRecord, str]:
+        """Create a token; the secret is returned once and only its hash is kept.
+        A name is taken while a token of that name is not revoked; a revoked name
+        can be used again. ``expires_in`` (seconds) makes the token expire."""
         if scope not in SCOPES:
             raise BadRequest(f"scope must be one of {', '.join(SCOPES)}, not {scope!r}")
         if not name or len(name) > 200:
             raise BadRequest("token name must be 1-200 characters")
         if not workspace:
             raise BadRequest("workspace glob must not be empty (use '*' for all)")
-        token_id = secrets.token_hex(6)
-        secret = f"{TOKEN_PREFIX}{token_id}_{secrets.token_urlsafe(32)}"
+        if expires_in is not None and expires_in <= 0:
+            raise BadRequest("a token's lifetime must be more than 0 seconds")
+        token_id, secret = _new_secret()
         now = time.time()
+        expires_at = None if expires_in is None else now + expires_in
+        t = schema.tokens
         with self.write_tx() as conn:
-            exists = conn.execute(
-                sa.select(schema.tokens.c.id).where(schema.tokens.c.name == name)
+            live = conn.execute(
+                sa.select(t.c.id).where(t.c.name == name, t.c.revoked_at.is_(None))
             ).first()
-            if exists:
-                raise Conflict(f"a token named {name!r} already exists")
-            conn.execute(
-                schema.tokens.insert().values(
-                    id=token_id,
-                    name=name,
-                    hash=_hash_token(secret),
-                    scope=scope,
-                    workspace=workspace,
-                    created_at=now,
+            if live:
+                raise Conflict(
+                    f"a token named {name!r} already exists: rotate it (driftsafe token "
+                    f"rotate {name}) or revoke it first"
                 )
-            )
+            row = {
+                "id": token_id,
+                "name": name,
+                "hash": _hash_token(secret),
+                "scope": scope,
+                "workspace": workspace,
+                "created_at": now,
+            }
+            if expires_at is not None:  # a column of schema 3
+                row["expires_at"] = expires_at
+            conn.execute(t.insert().values(**row))
             self.audit_in(
                 conn,
                 "token-create",
                 None,
                 Actor(),
                 "ok",
-                {"name": name, "scope": scope, "workspace": workspace},
+                {
+                    "name": name,
+                    "scope": scope,
+                    "workspace": workspace,
+                    "expires_at": rfc3339_or_none(expires_at),
+                },
                 now=now,
             )
-        return TokenRecord(token_id, name, scope, workspace, now), secret
+        record = TokenRecord(token_id, name, scope, workspace, now, expires_at=expires_at)
+        return record, secret
 
-    def list_tokens(self) -> list[TokenRecord]:
-        with self.read_tx() as conn:
-            rows = conn.execute(sa.select(schema.tokens).order_by(schema.tokens.c.created_at))
-            return [_token_from_row(row) for row in rows]
-
-    def revoke_token(self, name: str) -> TokenRecord:
+    def rotate_token(
+        self, name: str, *, grace: float = 0.0, expires_in: float | None = None
+    ) -> tuple[TokenRecord, str]:
+        """A new secret for token ``name``, with its scope and glob. The old secret
+        stops working at once (``grace`` 0) or ``grace`` seconds from now. The new
+        one expires after ``expires_in`` seconds, or, when None, after the lifetime
+        the old one had (a token without an expiry stays without one)."""
+        if grace < 0:
+            raise BadRequest("the grace period must not be negative")
+        if expires_in is not None and expires_in <= 0:
+            raise BadRequest("a token's lifetime must be more than 0 seconds")
+        token_id, secret = _new_secret()
         now = time.time()
         t = schema.tokens
         with self.write_tx() as conn:
-            row = conn.execute(sa.select(t).where(t.c.name == name)).first()
-            if row is None:
+            old = conn.execute(
+                sa.select(t).where(t.c.name == name, t.c.revoked_at.is_(None))
+            ).first()
+            if old is None:
+                raise NotFound(f"no token named {name!r} to rotate (create it: it may be revoked)")
+            lifetime = (
+                expires_in
+                if expires_in is not None
+                else None
+                if old.expires_at is None
+                else old.expires_at - old.created_at
+            )
+            expires_at = None if lifetime is None else now + lifetime
+            retire_at = now + grace
+            # Rows still in the grace of an earlier rotation end no later than this one.
+            conn.execute(
+                t.update()
+                .where(t.c.name == name, t.c.revoked_at > retire_at)
+                .values(revoked_at=retire_at)
+            )
+            conn.execute(t.update().where(t.c.id == old.id).values(revoked_at=retire_at))
+            conn.execute(
+                t.insert().values(
+                    id=token_id,
+                    name=name,
+                    hash=_hash_token(secret),
+                    scope=old.scope,
+                    workspace=old.workspace,
+                    created_at=now,
+                    expires_at=expires_at,
+                )
+            )
+            self.audit_in(
+                conn,
+                "token-rotate",
+                None,
+                Actor(),
+                "ok",
+                {
+                    "name": name,
+                    "old_secret_until": rfc3339(retire_at),
+                    "expires_at": rfc3339_or_none(expires_at),
+                },
+                now=now,
+            )
+        record = TokenRecord(token_id, name, old.scope, old.workspace, now, expires_at=expires_at)
+        return record, secret
+
+    def list_tokens(self, *, include_revoked: bool = True) -> list[TokenRecord]:
+        """Every token record, oldest first; a rotated name has one record per secret."""
+        t = schema.tokens
+        query = sa.select(t).order_by(t.c.created_at)
+        if not include_revoked:
+            query = query.where(sa.or_(t.c.revoked_at.is_(None), t.c.revoked_at > time.time()))
+        with self.read_tx() as conn:
+            return [_token_from_row(row) for row in conn.execute(query)]
+
+    def revoke_token(self, name: str) -> TokenRecord:
+        """Revoke every secret of token ``name`` now, an old one in its grace period
+        too. Returns the current record."""
+        now = time.time()
+        t = schema.tokens
+        with self.write_tx() as conn:
+            rows = conn.execute(
+                sa.select(t).where(t.c.name == name).order_by(t.c.created_at.desc())
+            ).all()
+            if not rows:
                 raise NotFound(f"no token named {name!r}")
-            if row.revoked_at is None:
-                conn.execute(t.update().where(t.c.name == name).values(revoked_at=now))
+            live = [r.id for r in rows if r.revoked_at is None or r.revoked_at > now]
+            if live:
+                conn.execute(t.update().where(t.c.id.in_(live)).values(revoked_at=now))
                 self.audit_in(conn, "token-revoke", None, Actor(), "ok", {"name": name}, now=now)
-                row = conn.execute(sa.select(t).where(t.c.name == name)).one()
+            row = conn.execute(sa.select(t).where(t.c.id == rows[0].id)).one()
             return _token_from_row(row)
 
-    def authenticate(self, secret: str) -> TokenRecord | None:
-        """The live token for ``secret``, or None (unknown, wrong or revoked)."""
+    def authenticate(self, secret: str, *, expired: bool = False) -> TokenRecord | None:
+        """The live token for ``secret``, or None (unknown, wrong or revoked). An
+        expired token is None too, unless ``expired`` asks for it (the server then
+        says that it expired, and when)."""
         token_id = ""
         if secret.startswith(TOKEN_PREFIX):
             token_id = secret[len(TOKEN_PREFIX) :].split("_", 1)[0]
@@ -174,9 +289,29 @@ class SqlStore(VersionsMixin):
             row = conn.execute(_TOKEN_BY_ID, {"token_id": token_id}).first()
         expected = row.hash if row is not None else _DUMMY_HASH
         matches = hmac.compare_digest(expected, _hash_token(secret))
-        if row is None or not matches or row.revoked_at is not None:
+        if row is None or not matches:
             return None
-        return _token_from_row(row)
+        token = _token_from_row(row)
+        now = time.time()
+        if token.revoked(now) or (token.expired(now) and not expired):
+            return None
+        return token
+
+    def touch_token(self, token_id: str, now: float) -> bool:
+        """Record ``now`` as the token's last use, unless a use under
+        ``LAST_USED_EVERY`` seconds ago is already recorded (another server may
+        have written it). True when it wrote."""
+        t = schema.tokens
+        with self.write_tx() as conn:
+            done = conn.execute(
+                t.update()
+                .where(
+                    t.c.id == token_id,
+                    sa.or_(t.c.last_used_at.is_(None), t.c.last_used_at <= now - LAST_USED_EVERY),
+                )
+                .values(last_used_at=now)
+            )
+            return bool(done.rowcount)
 
     # workspaces, audit, drift reports -------------------------------------------
 
@@ -219,19 +354,7 @@ class SqlStore(VersionsMixin):
         if workspace is not None:
             query = query.where(a.c.workspace == workspace)
         with self.read_tx() as conn:
-            return [
-                AuditEvent(
-                    id=row.id,
-                    at=row.at,
-                    action=row.action,
-                    workspace=row.workspace,
-                    token=row.token,
-                    remote_addr=row.remote_addr,
-                    outcome=row.outcome,
-                    detail=json.loads(row.detail),
-                )
-                for row in conn.execute(query)
-            ]
+            return [audit_event(row) for row in conn.execute(query)]
 
     def add_drift_report(
         self, workspace: str, report: dict[str, Any], actor: Actor
@@ -302,18 +425,33 @@ class SqlStore(VersionsMixin):
 
         return unsubscribe
 
+    def listening(self) -> bool | None:
+        """On PostgreSQL with a listener started: whether it is connected (it
+        reconnects by itself after a restart); None otherwise."""
+        if self._listen_thread is None:
+            return None
+        return self._listen_up.is_set()
+
     def _listen_loop(self) -> None:
         import psycopg
 
         while not self._listen_stop.is_set():
             try:
-                with psycopg.connect(libpq_url(self.url), autocommit=True) as conn:
+                with psycopg.connect(
+                    libpq_url(self.url), autocommit=True, connect_timeout=5
+                ) as conn:
                     conn.execute("LISTEN driftsafe_locks")
+                    self._listen_up.set()
+                    # Releases announced while no listener was connected are lost:
+                    # wake every waiter once so none sleeps through one.
+                    self.notify_local("*")
                     while not self._listen_stop.is_set():
                         for note in conn.notifies(timeout=0.5):
                             self.notify_local(note.payload)
             except psycopg.Error as exc:
                 # Waiters also poll, so a lost listener only slows hand-over: retry.
                 log.warning("lock listener lost its PostgreSQL connection: %s", exc)
-                if self._listen_stop.wait(1.0):
-                    return
+            finally:
+                self._listen_up.clear()
+            if self._listen_stop.wait(0.5):
+                return

@@ -173,6 +173,8 @@ class Drill:
             cwd=cwd or self.stack,
             env=env,
             shown_env=ours,
+            # A signal to the drill reaches this command (and so its Terraform) too.
+            tracker=self.engine.processes,
         )
         result = proc.wait(timeout=timeout)
         # Show the command as a user types it, not as `python -m`.

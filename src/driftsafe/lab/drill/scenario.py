@@ -8,6 +8,7 @@ from captured command output.
 
 from __future__ import annotations
 
+import signal
 import time
 import traceback
 from collections.abc import Callable, Sequence
@@ -16,7 +17,7 @@ from pathlib import Path
 
 from driftsafe.durations import format_duration
 from driftsafe.engine import get_engine
-from driftsafe.errors import ConfigError, DriftsafeError
+from driftsafe.errors import ConfigError, DriftsafeError, Interrupted
 from driftsafe.lab.drill import steps_crash, steps_drift, steps_ops, steps_proof, steps_state
 from driftsafe.lab.drill.backends import DriftsafeServer, DrillBackend
 from driftsafe.lab.drill.context import Drill, prepare_dir
@@ -98,23 +99,35 @@ def run_drill(
         backend=backend,
     )
     ev.redact(drill.secret)
-    try:
-        backend.setup(drill, say)
-        for name, func in backend.steps(STEPS):
-            if name in selected:
-                func(drill)
-        backend.finish(drill)
-    except (DriftsafeError, OSError, ValueError, KeyError) as exc:
-        message = exc.message if isinstance(exc, DriftsafeError) else f"{type(exc).__name__}: {exc}"
-        if not ev.steps:
-            ev.step("setup", "Setup")
-        # The whole traceback is evidence too: a one-line message rarely says where.
-        ev.artifact(ev.steps[-1].id, "Traceback of the failed step", traceback.format_exc())
-        ev.abort(message)
-    finally:
-        backend.stop(drill)
-    paths = write_report(ev)
+    # A SIGINT/SIGTERM/SIGHUP stops the Terraform (or driftsafe command) in flight
+    # gracefully and then the drill, which still stops its backend and writes the report.
+    with engine.forward_signals(raise_when_idle=False):
+        try:
+            with engine.forward_signals():
+                backend.setup(drill, say)
+                for name, func in backend.steps(STEPS):
+                    if name in selected:
+                        func(drill)
+                backend.finish(drill)
+        except (DriftsafeError, OSError, ValueError, KeyError) as exc:
+            message = (
+                exc.message if isinstance(exc, DriftsafeError) else f"{type(exc).__name__}: {exc}"
+            )
+            if not ev.steps:
+                ev.step("setup", "Setup")
+            # The whole traceback is evidence too: a one-line message rarely says where.
+            ev.artifact(ev.steps[-1].id, "Traceback of the failed step", traceback.format_exc())
+            ev.abort(message)
+        finally:
+            backend.stop(drill)
+        paths = write_report(ev)
     say(f"{ev.summary_line}; report: {paths.index_html}")
+    if engine.processes.interrupted is not None:
+        raise Interrupted(
+            engine.processes.interrupted,
+            f"drill interrupted by {signal.Signals(engine.processes.interrupted).name}; "
+            f"report of the steps run: {paths.index_html}",
+        )
     checks = ev.checklist()
     return DrillOutcome(
         paths,

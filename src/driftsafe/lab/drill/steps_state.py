@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from typing import Any
 
 from driftsafe.engine import RunResult
+from driftsafe.lab.drill.camera import ConsoleCamera
 from driftsafe.lab.drill.context import Drill, DrillError
 from driftsafe.lab.evidence import Transcript
 from driftsafe.lab.timeline import Mark, Span, run_spans, timeline_svg
@@ -153,6 +155,7 @@ def _holder_and_loser(
     loser_env: dict[str, str] | None = None,
     hold: int = 6,
     loser_root: str = "staging",
+    during: Callable[[], None] | None = None,
 ) -> tuple[RunResult, RunResult, dict[str, Any]]:
     """Start a slow apply (the holder); once it holds the lock, run the second command."""
     holder = d.tf_start(
@@ -163,6 +166,8 @@ def _holder_and_loser(
         d.ev.record(s, result, title="holder apply (never reached the slow resource)")
         raise DrillError("the holder apply never reached the slow resource")
     status = d.backend.lock_entry(d, s, "staging")
+    if during is not None:
+        during()
     loser = d.engine.run(
         loser_args, cwd=d.env_dir(loser_root), env=d.tf_env(**(loser_env or {})), timeout=180
     )
@@ -173,7 +178,12 @@ def _holder_and_loser(
 def step_lock_clash(d: Drill) -> None:
     s = "lock-clash"
     d.ev.step(s, "Lock clash: two overlapping applies")
-    held, loser, extra = _holder_and_loser(d, s, "clash", ["apply", "-auto-approve", "-no-color"])
+    # The console's page of staging while A holds the lock (a picture, not a check).
+    with ConsoleCamera(d, f"/ui/workspaces/{d.workspace('staging')}") as camera:
+        held, loser, extra = _holder_and_loser(
+            d, s, "clash", ["apply", "-auto-approve", "-no-color"], during=camera.shoot
+        )
+    camera.record(s, "The web console while apply A holds the lock (versions, lock panel)")
     t_h = d.ev.record(s, held, title="apply A (holds the lock, slow rollout)")
     t_l = d.ev.record(s, loser, title="apply B (started while A holds the lock)")
     lock = extra["lock"]
