@@ -192,13 +192,17 @@ class S3Backend:
     # -- versions, encryption, cleanup --------------------------------------------------
 
     def object_versions(self, workspace: str) -> list[dict[str, Any]]:
-        """ListObjectVersions of the state object, oldest first (delete markers left out)."""
+        """ListObjectVersions of the state object, oldest first (delete markers left out).
+
+        S3 lists a key's versions newest first, in the order they were stored; that
+        order is kept (LastModified has whole-second precision: writes within one
+        second tie)."""
         key = self.state_key(workspace)
         found: list[dict[str, Any]] = []
         paginator = self.s3().get_paginator("list_object_versions")
         for page in paginator.paginate(Bucket=self.bucket, Prefix=key):
             found += [v for v in page.get("Versions", []) if v.get("Key") == key]
-        return sorted(found, key=lambda v: v["LastModified"])
+        return found[::-1]
 
     def versions(self, workspace: str) -> list[bytes] | None:
         errors = _client_error()

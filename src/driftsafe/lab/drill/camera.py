@@ -38,7 +38,7 @@ class ConsoleCamera:
         self._thread: threading.Thread | None = None
 
     def __enter__(self) -> ConsoleCamera:
-        if not self.d.server_url:
+        if self.d.backend.name != "driftsafe":
             self.missing = "this run's state is not on a driftsafe server: no console to show"
             return self
         if not os.access(CHROMIUM, os.X_OK):
