@@ -11,6 +11,7 @@ Ctrl-C.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import re
 import secrets
@@ -29,8 +30,8 @@ from driftsafe.backends.base import Adapter, parse_go_time
 from driftsafe.backends.config import BackendConfig, backend_json, read_backend
 from driftsafe.backends.http import split_address
 from driftsafe.backends.report import CHECK_IDS, CheckReport, CheckResult, Evidence
-from driftsafe.engine import Engine, Process, RunResult
-from driftsafe.errors import ConfigError, DriftsafeError
+from driftsafe.engine import Engine, Process, ProcessTracker, RunResult
+from driftsafe.errors import ConfigError, DriftsafeError, Interrupted
 from driftsafe.state import scan_state
 
 SCRATCH_PREFIX = "driftsafe-check-"
@@ -708,12 +709,17 @@ def run_backend_check(
     run.env.update(_isolated_env(directory))
     say(f"backend check: {report.description}; scratch root {directory}")
     try:
-        _measure(run, report)
-    except KeyboardInterrupt:
+        # A Ctrl-C (or SIGTERM) stops the Terraform in flight gracefully and the check
+        # with Interrupted; the cleanup below still runs.
+        with engine.forward_signals():
+            _measure(run, report)
+    except (KeyboardInterrupt, Interrupted):
         report.interrupted = True
         raise
     finally:
         report.notes = run.notes
+        # The interrupted engine starts no new Terraform: the cleanup gets its own.
+        run.engine = dataclasses.replace(engine, processes=ProcessTracker())
         with _no_interrupt():
             _cleanup(run, report)
         report.ended_at = time.time()

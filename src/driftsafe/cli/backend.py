@@ -64,7 +64,7 @@ def check(
     """
     from driftsafe.backends import render_markdown, render_table, run_backend_check
     from driftsafe.engine import get_engine
-    from driftsafe.errors import ConfigError
+    from driftsafe.errors import ConfigError, Interrupted
 
     if as_json and as_markdown:
         raise ConfigError("--json and --markdown are exclusive: pick one")
@@ -82,6 +82,9 @@ def check(
             scratch_address=scratch,
             progress=say,
         )
+    except Interrupted as exc:
+        click.echo(f"Interrupted: {exc.message}; the scratch workspace was cleaned up.", err=True)
+        sys.exit(128 + exc.signal)
     except KeyboardInterrupt:
         click.echo("Interrupted: the scratch workspace was cleaned up.", err=True)
         sys.exit(130)
