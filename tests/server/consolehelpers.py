@@ -86,7 +86,8 @@ def lock_info(lock_id: str, who: str = HOSTILE) -> dict[str, str]:
         "Info": "",
         "Who": who,
         "Version": "1.15.5",
-        "Created": "2026-12-01T08:00:00Z",
+        # As Terraform writes it: nanoseconds and the writer's own zone.
+        "Created": "2026-12-01T09:00:00.123456789+01:00",
         "Path": "",
     }
 

@@ -319,6 +319,8 @@ async def test_the_lock_panel_answers_when_the_lock_changes(app_srv: AppSrv) -> 
     key = now.headers["x-lock-key"]
     assert key and lock_id in now.text
     assert_safe(now.text)
+    # Terraform's Created (nanoseconds, +01:00) shown in the console's one format, UTC.
+    assert "2026-12-01 08:00:00 UTC" in now.text and "123456789" not in now.text
     answers: list[httpx.Response] = []
 
     async def wait() -> None:

@@ -17,6 +17,7 @@ import click
 from driftsafe.durations import parse_duration
 from driftsafe.errors import DriftsafeError, NotFound
 from driftsafe.settings import Settings
+from driftsafe.timestamps import parse_timestamp
 
 if TYPE_CHECKING:
     from driftsafe.client import Client
@@ -171,27 +172,16 @@ def format_table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> st
     return "\n".join(lines)
 
 
-_TIMESTAMP = re.compile(
-    r"(\d{4}-\d\d-\d\d)[T ](\d\d:\d\d:\d\d)(?:\.\d+)?(Z|[+-]\d\d:?\d\d)?", re.IGNORECASE
-)
-
-
 def short_time(value: object) -> str:
     """A timestamp for a table, to the second and with its zone, always in UTC:
     ``2026-11-27T09:30:12.345678+02:00`` -> ``2026-11-27T07:30:12Z``. A time
     without a zone is taken as UTC (driftsafe writes UTC only); text that is no
     timestamp is shown as it is."""
     text = str(value or "")
-    match = _TIMESTAMP.fullmatch(text.strip())
-    if match is None:
+    seconds = parse_timestamp(text)
+    if seconds is None:
         return text
-    day, clock, zone = match.groups()
-    moment = dt.datetime.fromisoformat(f"{day}T{clock}")
-    if zone and zone.upper() != "Z":
-        sign = 1 if zone[0] == "+" else -1
-        hours, minutes = int(zone[1:3]), int(zone[-2:])
-        moment -= sign * dt.timedelta(hours=hours, minutes=minutes)
-    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+    return dt.datetime.fromtimestamp(int(seconds), tz=dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def human_size(size: object) -> str:

@@ -17,7 +17,7 @@ from typing import Any
 import jinja2
 from markupsafe import Markup
 
-from driftsafe.timestamps import rfc3339
+from driftsafe.timestamps import parse_timestamp, rfc3339
 
 HERE = Path(__file__).parent
 
@@ -30,7 +30,7 @@ def environment() -> jinja2.Environment:
         trim_blocks=True,
         lstrip_blocks=True,
     )
-    env.filters.update(when=when, ago=ago, size=size, value=show_value, iso=iso)
+    env.filters.update(when=when, ago=ago, size=size, value=show_value, iso=iso, stamp=stamp)
     return env
 
 
@@ -43,6 +43,13 @@ def when(ts: float | None) -> str:
     if ts is None:
         return "-"
     return dt.datetime.fromtimestamp(ts, tz=dt.UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def stamp(text: str | None) -> str:
+    """A timestamp someone else wrote (Terraform's LockInfo ``Created``: nanoseconds,
+    any zone) shown like ours; text that is no timestamp is shown as it is."""
+    seconds = parse_timestamp(text or "")
+    return when(seconds) if seconds is not None else (text or "-")
 
 
 def duration(seconds: float) -> str:
