@@ -7,32 +7,24 @@ from __future__ import annotations
 import re
 import time
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from driftsafe.backends.config import BackendConfig
-from driftsafe.timestamps import rfc3339
+from driftsafe.timestamps import parse_timestamp, rfc3339
 
-# Go's time.Time as Terraform prints it in LockInfo ("2026-12-01T14:17:38.461033587Z")
-# or in "Error acquiring the state lock" ("2026-12-01 14:17:38.461033587 +0000 UTC").
-_GO_TIME = re.compile(
-    r"(\d{4}-\d{2}-\d{2})[T ](\d{2}:\d{2}:\d{2})(?:\.(\d+))?\s*(Z|[+-]\d{2}:?\d{2})?"
-)
+# Go's time.Time.String(), as Terraform prints Created in "Error acquiring the state
+# lock": "2026-12-01 14:17:38.461033587 +0000 UTC".
+_GO_STRING = re.compile(r"\s*(\S+ \S+) ([+-]\d{4})(?: \w+)?\s*")
 
 
 def parse_go_time(text: str) -> float | None:
-    """Seconds since the epoch of a Go timestamp, or None if ``text`` is not one."""
-    match = _GO_TIME.search(text or "")
-    if not match:
-        return None
-    day, clock, frac, zone = match.groups()
-    stamp = datetime.fromisoformat(f"{day}T{clock}").replace(tzinfo=UTC)
-    seconds = stamp.timestamp() + (float(f"0.{frac}") if frac else 0.0)
-    if zone and zone != "Z":
-        sign = 1 if zone[0] == "+" else -1
-        hours, minutes = int(zone[1:3]), int(zone[-2:])
-        seconds -= sign * (hours * 3600 + minutes * 60)
-    return seconds
+    """Seconds since the epoch of a LockInfo ``Created``: RFC 3339 as the JSON has it, or
+    Go's ``time.String()`` as Terraform prints it; None if ``text`` is neither."""
+    found = parse_timestamp(text or "")
+    if found is None:
+        go = _GO_STRING.fullmatch(text or "")
+        found = parse_timestamp(f"{go.group(1)}{go.group(2)}") if go else None
+    return found
 
 
 @dataclass(frozen=True)
