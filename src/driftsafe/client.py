@@ -261,6 +261,11 @@ class Client:
         )["released"]
         return result
 
+    def delete_workspace(self, workspace: str) -> int:
+        """Delete a workspace and all its versions (admin; refused while locked)."""
+        result: dict[str, Any] = self.request("DELETE", self._ws(workspace, ""))
+        return int(result["deleted_versions"])
+
     def post_drift(self, workspace: str, report: Mapping[str, Any]) -> dict[str, Any]:
         result: dict[str, Any] = self.request(
             "POST", self._ws(workspace, "/drift"), json=dict(report)

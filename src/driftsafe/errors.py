@@ -136,3 +136,9 @@ class NotifyError(DriftsafeError):
     """An alert could not be delivered."""
 
     code = "notify_error"
+
+
+class BackendError(DriftsafeError):
+    """A Terraform backend (S3, DynamoDB, PostgreSQL, a server) refused or failed."""
+
+    code = "backend_error"

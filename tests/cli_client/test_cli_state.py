@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -103,6 +104,30 @@ def test_diff_is_resource_level_and_redacts(server: Server, stack: Stack) -> Non
     same = server.invoke("state", "diff", WS, str(new), str(new))
     assert same.exit_code == 0
     assert "hold the same resources" in same.stdout
+
+
+def test_diff_of_two_state_files(server: Server, stack: Stack, tmp_path: Path) -> None:
+    # Two saved states (such as two S3 object versions): the same diff, no server.
+    old, new = _serial_with(server, 100), _serial_with(server, 200)
+    a, b = tmp_path / "a.tfstate", tmp_path / "b.tfstate"
+    a.write_text(json.dumps(_state_of(server, old)))
+    b.write_text(json.dumps(_state_of(server, new)))
+    result = server.invoke("state", "diff", str(a), str(b), "--json")
+    assert result.exit_code == 2, result.stderr
+    from_files = json.loads(result.stdout)
+    from_server = json.loads(
+        server.invoke("state", "diff", WS, str(old), str(new), "--json").stdout
+    )
+    assert from_files == from_server
+    human = server.invoke("state", "diff", str(a), str(b))
+    assert f"{a} -> {b}" in human.stdout and "  + terraform_data.extra[0]" in human.stdout
+    assert PASSWORD not in human.stdout
+    assert server.invoke("state", "diff", str(b), str(b)).exit_code == 0
+    bad = tmp_path / "bad.tfstate"
+    bad.write_text("{}")
+    refused = server.invoke("state", "diff", str(a), str(bad))
+    assert refused.exit_code == 1 and "bad.tfstate" in refused.stderr
+    assert server.invoke("state", "diff", WS, "three").exit_code == 1
 
 
 def test_restore_needs_admin_and_writes_a_new_version(server: Server, stack: Stack) -> None:

@@ -313,3 +313,50 @@ def test_abort_marks_the_run_failed_and_links_stay_valid(tmp_path: Path) -> None
     md = paths.report_md.read_text()
     md_ids = set(re.findall(r'<a id="([^"]+)"></a>', md))
     assert all(link in md_ids for link in re.findall(r"\]\(#([^)]+)\)", md))
+
+
+def test_a_backend_limitation_is_a_third_state(tmp_path: Path) -> None:
+    """Reproduced: neither a pass nor a failure; not reproduced: a failure."""
+    ev = Evidence(tmp_path / "report", title="Limits", total_steps=1)
+    ev.step("fence", "Fencing")
+    now = time.time()
+    t = ev.capture(
+        "fence",
+        "late write",
+        argv=["x"],
+        cwd="/",
+        returncode=0,
+        stdout="replaced\n",
+        started_at=now,
+        ended_at=now,
+    )
+    ev.check("plain", "fence", "A plain check", True, evidence=[t])
+    ev.limitation(
+        "fenced", "fence", "The stale writer is fenced", True, evidence=[t], detail="lost"
+    )
+    ev.preface.append("| guarantee | S3 |\n| --- | --- |\n| fencing | ⚠ |")
+    assert ev.all_passed  # nothing failed
+    assert ev.summary_line == "1/2 criteria passed, 1 backend limitation(s) reproduced"
+    paths = write_report(ev)
+    doc = json.loads(paths.checklist_json.read_text())
+    assert [c["status"] for c in doc["checks"]] == ["passed", "limitation"]
+    assert (doc["passed"], doc["limitations"], doc["failed"]) == (1, 1, 0)
+    md = paths.report_md.read_text()
+    assert md.index("| fencing | ⚠ |") < md.index("## Acceptance checklist")
+    assert "backend limitation, reproduced: lost" in md
+    html = paths.index_html.read_text()
+    assert 'class="limit"' in html and "1 backend limitation, reproduced" in html
+    ev2 = Evidence(tmp_path / "r2", title="Limits", total_steps=1)
+    ev2.step("fence", "Fencing")
+    t2 = ev2.capture(
+        "fence",
+        "late write",
+        argv=["x"],
+        cwd="/",
+        returncode=0,
+        stdout="\n",
+        started_at=now,
+        ended_at=now,
+    )
+    check = ev2.limitation("fenced", "fence", "Fenced", False, evidence=[t2])
+    assert check.status == "failed" and not ev2.all_passed

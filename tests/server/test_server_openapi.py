@@ -60,6 +60,7 @@ def test_the_description_is_openapi_3_1_of_every_api_route(
     assert described == {
         ("GET", "/api/v1/server"),
         ("GET", "/api/v1/workspaces"),
+        ("DELETE", ws),
         ("GET", f"{ws}/versions"),
         ("GET", f"{ws}/versions/{{serial}}"),
         ("GET", f"{ws}/diff"),

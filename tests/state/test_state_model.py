@@ -163,3 +163,23 @@ def test_accepted_sequence_strictly_increases(ops: list[tuple[int, bool, bool]])
             assert s2 > s1
         else:
             assert admin2
+
+
+def test_parse_body_tells_an_opentofu_envelope_from_a_state() -> None:
+    import base64
+
+    from driftsafe.state import EncryptedState, parse_body
+
+    doc = {
+        "meta": {"key_provider.pbkdf2.main": {"salt": "c2FsdA==", "iterations": 600000}},
+        "encrypted_data": base64.b64encode(b"\x00" * 40).decode(),
+        "encryption_version": "v0",
+    }
+    body = json.dumps(doc).encode()
+    for keep_tree in (True, False):
+        found = parse_body(body, keep_tree=keep_tree)
+        assert found == EncryptedState("v0", ("key_provider.pbkdf2.main",), 40)
+        assert found.format == "opentofu-encrypted-v0"
+        # parse_state still wants a plain state, and says what it got instead.
+        with pytest.raises(BadRequest, match="encrypted state envelope"):
+            parse_state(body, keep_tree=keep_tree)

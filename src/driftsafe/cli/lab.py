@@ -105,6 +105,21 @@ def init(directory: str, server: str | None, name: str, force: bool, as_json: bo
     help=f"Run only these steps (plus setup and the first apply): {', '.join(STEP_NAMES)}.",
 )
 @click.option(
+    "--backend",
+    "backend_name",
+    type=click.Choice(["driftsafe", "s3"]),
+    default="driftsafe",
+    show_default=True,
+    help="Where the stack's state lives: driftsafe's own server, or an S3 bucket "
+    "(moto on loopback unless --s3-endpoint).",
+)
+@click.option(
+    "--s3-endpoint",
+    metavar="URL",
+    help="With --backend s3: a real S3 endpoint (credentials from the usual AWS_* "
+    "variables) instead of a local moto server.",
+)
+@click.option(
     "--unsafe-disable-locking",
     is_flag=True,
     help="Demonstration of a broken setting: an http backend without lock "
@@ -112,7 +127,12 @@ def init(directory: str, server: str | None, name: str, force: bool, as_json: bo
 )
 @handle_errors
 def run(
-    directory: Path, engine_spec: str | None, only: str | None, unsafe_disable_locking: bool
+    directory: Path,
+    engine_spec: str | None,
+    only: str | None,
+    backend_name: str,
+    s3_endpoint: str | None,
+    unsafe_disable_locking: bool,
 ) -> None:
     """Run the whole drill and write the evidence report.
 
@@ -120,12 +140,18 @@ def run(
     provokes a lock clash, a crashed run with a stale lock, fencing of a paused
     writer, out-of-band drift and its resolution, checks secrets, versions and an
     immutable release, runs the scheduled drift job, and writes DIR/report/index.html.
-    Exits 0 only when every checklist item is ✓.
+    Exits 0 only when no checklist item failed.
+
+    With --backend s3 the same steps run on a versioned, encrypted S3 bucket with
+    use_lockfile; what S3 cannot do (server-side wait, admin-only force-unlock,
+    fencing) ends as "backend limitation, reproduced", and the report opens with S3
+    side by side with driftsafe's guarantees.
 
     \b
     Example:
       driftsafe lab run --dir /tmp/drill
       driftsafe lab run --dir /tmp/drill --only lock-clash,crash
+      driftsafe lab run --dir /tmp/drill-s3 --backend s3
     """
     steps = [s.strip() for s in only.split(",") if s.strip()] if only else None
     outcome = run_drill(
@@ -134,6 +160,8 @@ def run(
         engine_spec=engine_spec,
         only=steps,
         disable_locking=unsafe_disable_locking,
+        backend_name=backend_name,
+        s3_endpoint=s3_endpoint,
         progress=lambda line: click.echo(line, err=False),
     )
     click.echo(summary_line(outcome))

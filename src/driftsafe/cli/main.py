@@ -29,6 +29,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "secrets": ("secrets", "secrets"),
     "drift": ("drift", "drift"),
     "ci": ("ci", "ci"),
+    "backend": ("backend", "backend"),
 }
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+from pathlib import Path
 from typing import Any
 
 import click
@@ -19,6 +20,7 @@ from driftsafe.cli.common import (
     server_options,
     short_time,
 )
+from driftsafe.errors import ConfigError, DriftsafeError
 from driftsafe.state import iter_instances
 
 
@@ -141,10 +143,35 @@ def show(
             click.echo(f"  {name}" + (" (sensitive)" if outputs[name].get("sensitive") else ""))
 
 
+def _serial_arg(value: str | None, name: str) -> int | None:
+    if value is None:
+        return None
+    if not value.isdigit():
+        raise ConfigError(
+            f"{name} must be a serial number (or give two state files), got {value!r}"
+        )
+    return int(value)
+
+
+def _state_file(path: str) -> bytes:
+    """A state file's bytes, once checked to be a state."""
+    from driftsafe.state import parse_state
+
+    try:
+        body = Path(path).read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"cannot read {path}: {exc.strerror}") from None
+    try:
+        parse_state(body, keep_tree=False)
+    except DriftsafeError as exc:
+        raise ConfigError(f"{path}: {exc.message}") from None
+    return body
+
+
 @state.command()
-@click.argument("workspace")
-@click.argument("from_serial", metavar="FROM", type=click.IntRange(min=0))
-@click.argument("to_serial", metavar="[TO]", type=click.IntRange(min=0), required=False)
+@click.argument("workspace", metavar="WORKSPACE|OLD_FILE")
+@click.argument("from_serial", metavar="FROM|NEW_FILE")
+@click.argument("to_serial", metavar="[TO]", required=False)
 @click.option(
     "--values", "show_values", is_flag=True, help="Also print each changed value, old -> new."
 )
@@ -153,14 +180,15 @@ def show(
 @handle_errors
 def diff(
     workspace: str,
-    from_serial: int,
-    to_serial: int | None,
+    from_serial: str,
+    to_serial: str | None,
     show_values: bool,
     as_json: bool,
     server: str | None,
     token: str | None,
 ) -> None:
-    """Difference between versions FROM and TO (default: latest), by meaning.
+    """Difference between versions FROM and TO (default: latest), by meaning; or
+    between two state files (e.g. two S3 object versions saved with `aws s3api`).
 
     Lists the addresses added (+), removed (-), replaced (-/+, with the old and new
     id) and changed in place (~), with the attribute paths that changed. Values are
@@ -174,15 +202,26 @@ def diff(
       driftsafe state diff lab/staging 3 4
       driftsafe state diff lab/staging 3 --values
       driftsafe state diff lab/staging 3 --json | jq '.replaced'
+      driftsafe state diff old.tfstate new.tfstate
     """
-    with server_client(server, token) as client, about_workspace(client, workspace):
-        if to_serial is None:
-            to_serial = client.latest_serial(workspace)
-        result = client.diff(workspace, from_serial, to_serial)
+    from driftsafe.state import diff_bodies
+
+    if to_serial is None and Path(workspace).is_file() and Path(from_serial).is_file():
+        result = diff_bodies(_state_file(workspace), _state_file(from_serial)).to_json()
+        text = render_diff(workspace, from_serial, "", result, values=show_values, files=True)
+    else:
+        first = _serial_arg(from_serial, "FROM")
+        last = _serial_arg(to_serial, "TO")
+        assert first is not None
+        with server_client(server, token) as client, about_workspace(client, workspace):
+            if last is None:
+                last = client.latest_serial(workspace)
+            result = client.diff(workspace, first, last)
+        text = render_diff(workspace, first, last, result, values=show_values)
     if as_json:
         echo_json(result)
     else:
-        click.echo(render_diff(workspace, from_serial, to_serial, result, values=show_values))
+        click.echo(text)
     if any(result.get(key) for key in ("added", "removed", "changed", "outputs")):
         sys.exit(EXIT_CHANGES)
 
@@ -193,17 +232,30 @@ def _value(value: Any) -> str:
 
 
 def render_diff(
-    workspace: str, old: int, new: int, result: dict[str, Any], *, values: bool = False
+    workspace: str,
+    old: int | str,
+    new: int | str,
+    result: dict[str, Any],
+    *,
+    values: bool = False,
+    files: bool = False,
 ) -> str:
-    """The diff as a person reads it (the server's JSON, old and new fields)."""
+    """The diff as a person reads it (the server's JSON, old and new fields). With
+    ``files``, ``workspace`` and ``old`` name the two state files compared."""
     added, removed = result.get("added", []), result.get("removed", [])
     changed: dict[str, list[str]] = result.get("changed", {})
     outputs: list[dict[str, Any]] = result.get("outputs", [])
+    if files:
+        same = f"{workspace} and {old} hold the same resources and outputs."
+        heading = f"{workspace} -> {old}"
+    else:
+        same = f"{workspace}: serial {old} and {new} hold the same resources and outputs."
+        heading = f"{workspace}: serial {old} -> {new}"
     if not (added or removed or changed or outputs):
-        return f"{workspace}: serial {old} and {new} hold the same resources and outputs."
+        return same
     details = {r["address"]: r for r in result.get("resources", [])}
     replaced = {r["address"]: r for r in result.get("replaced", [])}
-    out = [f"{workspace}: serial {old} -> {new}"]
+    out = [heading]
     out += [f"  + {address}" for address in added]
     out += [f"  - {address}" for address in removed]
     for address, paths in changed.items():

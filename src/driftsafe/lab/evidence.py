@@ -187,10 +187,20 @@ class Check:
     evidence: list[str] = field(default_factory=list)  # transcript / artifact / step anchors
     detail: str = ""
     reached: bool = True  # False for an expected criterion the run never got to
+    # A guarantee this run's backend does not give, reproduced on purpose (e.g. S3 has
+    # no fencing): ``passed`` then says whether it was reproduced as expected.
+    limitation: bool = False
 
     @property
     def anchor(self) -> str:
         return f"check-{self.id}"
+
+    @property
+    def status(self) -> str:
+        """``passed``, ``failed`` or ``limitation`` (a backend limitation, reproduced)."""
+        if not self.passed:
+            return "failed"
+        return "limitation" if self.limitation else "passed"
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -198,6 +208,7 @@ class Check:
             "step": self.step_id,
             "criterion": self.criterion,
             "passed": self.passed,
+            "status": self.status,
             "evidence": list(self.evidence),
             "detail": self.detail,
             "reached": self.reached,
@@ -250,6 +261,8 @@ class Evidence:
         self._seq = 0  # transcripts
         self._art_seq = 0
         self.aborted: str | None = None
+        # Markdown blocks shown first, before the checklist (e.g. a comparison table).
+        self.preface: list[str] = []
         # The drill may record overlapping runs from helper threads.
         self._lock = threading.RLock()
 
@@ -389,6 +402,24 @@ class Evidence:
         with self._lock:
             return self._add_check(check_id, step_id, criterion, passed, evidence, detail)
 
+    def limitation(
+        self,
+        check_id: str,
+        step_id: str,
+        criterion: str,
+        reproduced: bool,
+        *,
+        evidence: Sequence[str | Transcript | Artifact],
+        detail: str = "",
+    ) -> Check:
+        """A check this run's backend cannot pass by design (no server-side wait, no
+        fencing...): shown as "backend limitation, reproduced" when the drill reproduced
+        the limitation from captured output, as failed when it could not."""
+        with self._lock:
+            return self._add_check(
+                check_id, step_id, criterion, reproduced, evidence, detail, limitation=True
+            )
+
     def _add_check(
         self,
         check_id: str,
@@ -397,6 +428,8 @@ class Evidence:
         passed: bool,
         evidence: Sequence[str | Transcript | Artifact],
         detail: str,
+        *,
+        limitation: bool = False,
     ) -> Check:
         step = self._step(step_id)
         if any(c.id == check_id for c in self.checks):
@@ -409,10 +442,12 @@ class Evidence:
             if ref not in self._ids:
                 raise ValueError(f"check {check_id!r}: no evidence with id {ref!r}")
             refs.append(ref)
-        chk = Check(check_id, step_id, criterion, bool(passed), refs, detail)
+        chk = Check(check_id, step_id, criterion, bool(passed), refs, detail, limitation=limitation)
         self.checks.append(chk)
         step.checks.append(chk)
-        self._say(f"    {'✓' if chk.passed else '✗'} {criterion}")
+        mark = {"passed": "✓", "failed": "✗", "limitation": "⚠"}[chk.status]
+        note = " (backend limitation, reproduced)" if chk.status == "limitation" else ""
+        self._say(f"    {mark} {criterion}{note}")
         return chk
 
     # -- results ---------------------------------------------------------------------
@@ -466,7 +501,10 @@ class Evidence:
     @property
     def summary_line(self) -> str:
         checks = self.checklist()
-        return f"{sum(c.passed for c in checks)}/{len(checks)} criteria passed"
+        passed = sum(c.status == "passed" for c in checks)
+        limits = sum(c.status == "limitation" for c in checks)
+        extra = f", {limits} backend limitation(s) reproduced" if limits else ""
+        return f"{passed}/{len(checks)} criteria passed{extra}"
 
     # -- internals -------------------------------------------------------------------
 

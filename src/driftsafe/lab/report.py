@@ -42,6 +42,27 @@ def _mark(passed: bool) -> str:
     return "✓" if passed else "✗"
 
 
+# A check's state as a CSS class and a mark: passed, failed, or a backend limitation
+# that the drill reproduced (neither a pass nor a failure of the drill).
+_STATE = {"passed": "pass", "failed": "fail", "limitation": "limit"}
+_MARK = {"passed": "✓", "failed": "✗", "limitation": "⚠"}
+LIMITATION = "backend limitation, reproduced"
+
+
+def _cstate(c: Check) -> str:
+    return _STATE[c.status]
+
+
+def _cmark(c: Check) -> str:
+    return _MARK[c.status]
+
+
+def _cdetail(c: Check) -> str:
+    if c.status != "limitation":
+        return c.detail
+    return f"{LIMITATION}: {c.detail}" if c.detail else LIMITATION
+
+
 def _signal_name(num: int) -> str:
     try:
         return _signal.Signals(num).name
@@ -178,12 +199,13 @@ def _checks_html(ev: Evidence, checks: list[Check]) -> str:
         return ""
     items = []
     for c in checks:
-        state = "pass" if c.passed else "fail"
-        detail = f'<span class="detail">{inline(c.detail)}</span>' if c.detail else ""
+        state = _cstate(c)
+        text = _cdetail(c)
+        detail = f'<span class="detail">{inline(text)}</span>' if text else ""
         links = f' <span class="evlinks">{_ev_links(ev, c.evidence)}</span>' if c.evidence else ""
         items.append(
             f'<li class="{state}" id="{_esc(c.anchor)}"><span class="mark {state}">'
-            f"{_mark(c.passed)}</span>{inline(c.criterion)}{links}{detail}</li>"
+            f"{_cmark(c)}</span>{inline(c.criterion)}{links}{detail}</li>"
         )
     return f'<ul class="checks">{"".join(items)}</ul>'
 
@@ -221,9 +243,20 @@ def _summary(ev: Evidence) -> dict[str, Any]:
         "captures": len(ev.transcripts) - len(commands),
         "command_seconds": round(sum(t.duration for t in commands), 2),
         "criteria": len(checklist),
-        "passed": sum(c.passed for c in checklist),
-        "failed": sum(not c.passed for c in checklist),
+        "passed": sum(c.status == "passed" for c in checklist),
+        "limitations": sum(c.status == "limitation" for c in checklist),
+        "failed": sum(c.status == "failed" for c in checklist),
     }
+
+
+def _verdict_text(s: dict[str, Any]) -> str:
+    text = f"{s['passed']} of {s['criteria']} criteria passed"
+    if s["limitations"]:
+        plural = "s" if s["limitations"] > 1 else ""
+        text += f" · {s['limitations']} backend limitation{plural}, reproduced"
+    if s["failed"]:
+        text += f" · {s['failed']} failed"
+    return text
 
 
 def render_report_html(ev: Evidence) -> str:
@@ -231,21 +264,21 @@ def render_report_html(ev: Evidence) -> str:
     checklist = ev.checklist()
     ok = ev.all_passed
     verdict = (
-        f'<div class="verdict {"pass" if ok else "fail"}">{_mark(ok)} {s["passed"]} of '
-        f"{s['criteria']} criteria passed" + ("" if ok else f" · {s['failed']} failed") + "</div>"
+        f'<div class="verdict {"pass" if ok else "fail"}">{_mark(ok)} {_verdict_text(s)}</div>'
     )
+
     rows = []
     step_names = {st.id: f"{st.index}. {st.title}" for st in ev.steps}
     for n, c in enumerate(checklist, 1):
-        state = "pass" if c.passed else "fail"
+        state = _cstate(c)
         target = _check_target(ev, c)
         where = step_names.get(c.step_id, f"{c.step_id} (not started)")
         rows.append(
-            f'<tr class="{state}"><td class="mark">{_mark(c.passed)}</td><td>{n}</td>'
+            f'<tr class="{state}"><td class="mark">{_cmark(c)}</td><td>{n}</td>'
             f'<td class="crit"><a href="#{_esc(target)}">{inline(c.criterion)}</a>'
             f'<div class="where">{_esc(where)}</div></td>'
             f'<td class="ev">{_ev_links(ev, c.evidence)}</td>'
-            f'<td class="detail">{inline(c.detail)}</td></tr>'
+            f'<td class="detail">{inline(_cdetail(c))}</td></tr>'
         )
     checklist_html = (
         '<section id="checklist"><h2>Acceptance checklist</h2>'
@@ -256,8 +289,9 @@ def render_report_html(ev: Evidence) -> str:
     step_rows = "".join(
         f'<tr><td><a href="#{_esc(st.anchor)}">{st.index}. {_esc(st.title)}</a></td>'
         f"<td>{_secs((st.ended_at or st.started_at) - st.started_at)}</td>"
-        f"<td>{sum(c.passed for c in st.checks)}/{len(st.checks)}"
-        f"{'' if all(c.passed for c in st.checks) else ' ✗'}</td></tr>"
+        f"<td>{sum(c.status == 'passed' for c in st.checks)}/{len(st.checks)}"
+        f"{'' if all(c.passed for c in st.checks) else ' ✗'}"
+        f"{' ⚠' if any(c.status == 'limitation' for c in st.checks) else ''}</td></tr>"
         for st in ev.steps
     )
     summary_html = (
@@ -267,7 +301,8 @@ def render_report_html(ev: Evidence) -> str:
         f"<dt>steps</dt><dd>{s['steps']}</dd>"
         f"<dt>commands run</dt><dd>{s['commands']} ({_secs(s['command_seconds'])} in total)</dd>"
         f"<dt>other captures</dt><dd>{s['captures']}</dd>"
-        f"<dt>criteria</dt><dd>{s['passed']} passed, {s['failed']} failed</dd></dl>"
+        f"<dt>criteria</dt><dd>{s['passed']} passed, {s['limitations']} {LIMITATION}, "
+        f"{s['failed']} failed</dd></dl>"
         "<table><thead><tr><th>Step</th><th>Took</th><th>Checks</th></tr></thead>"
         f"<tbody>{step_rows}</tbody></table></section>"
     )
@@ -275,12 +310,15 @@ def render_report_html(ev: Evidence) -> str:
     if ev.aborted is not None:
         verdict += f'<p class="aborted">✗ The drill stopped early: {_esc(ev.aborted)}</p>'
     body = "\n".join(_step_html(ev, st) for st in ev.steps)
+    preface = "".join(
+        f'<section class="preface">{markdown_to_html(block)}</section>' for block in ev.preface
+    )
     return (
         '<!doctype html>\n<html lang="en"><head><meta charset="utf-8">'
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
         f"<title>{_esc(ev.title)}</title><style>{_CSS_PATH.read_text(encoding='utf-8')}"
         f"</style></head><body><main><header><h1>{_esc(ev.title)}</h1>{subtitle}{verdict}"
-        f"</header>\n{checklist_html}\n{summary_html}\n{body}\n"
+        f"</header>\n{preface}{checklist_html}\n{summary_html}\n{body}\n"
         f"<footer>Generated by driftsafe from captured output; raw transcripts in "
         f'<a href="transcripts/">transcripts/</a>, checklist in '
         f'<a href="checklist.json">checklist.json</a>.</footer></main></body></html>\n'
@@ -323,16 +361,18 @@ def render_report_markdown(ev: Evidence, figures: dict[str, str]) -> str:
     out = [f"# {_md_esc(ev.title)}", ""]
     if ev.subtitle:
         out += [_md_esc(ev.subtitle), ""]
-    out += [f"**{_mark(ok)} {s['passed']} of {s['criteria']} criteria passed**", ""]
+    out += [f"**{_mark(ok)} {_verdict_text(s)}**", ""]
     if ev.aborted is not None:
         out += [f"**✗ The drill stopped early:** {_md_esc(ev.aborted)}", ""]
+    for block in ev.preface:
+        out += [block.strip(), ""]
     out += ['<a id="checklist"></a>', "", "## Acceptance checklist", ""]
     out += ["| | # | Criterion | Evidence | Detail |", "|---|---|---|---|---|"]
     for n, c in enumerate(ev.checklist(), 1):
         target = _check_target(ev, c)
         out.append(
-            f"| {_mark(c.passed)} | {n} | [{_md_cell(c.criterion)}](#{target}) | "
-            f"{_md_links(c.evidence)} | {_md_cell(c.detail)} |"
+            f"| {_cmark(c)} | {n} | [{_md_cell(c.criterion)}](#{target}) | "
+            f"{_md_links(c.evidence)} | {_md_cell(_cdetail(c))} |"
         )
     out += ["", "## Summary", ""]
     out += [
@@ -340,7 +380,7 @@ def render_report_markdown(ev: Evidence, figures: dict[str, str]) -> str:
         f"wall time **{_secs(s['wall_seconds'])}**",
         f"- {s['steps']} steps, {s['commands']} commands run "
         f"({_secs(s['command_seconds'])} in total), {s['captures']} other captures",
-        f"- criteria: {s['passed']} passed, {s['failed']} failed",
+        f"- criteria: {s['passed']} passed, {s['limitations']} {LIMITATION}, {s['failed']} failed",
         "",
     ]
     for st in ev.steps:
@@ -348,9 +388,10 @@ def render_report_markdown(ev: Evidence, figures: dict[str, str]) -> str:
         out += [f'<a id="{st.anchor}"></a>', "", f"## {st.index}. {_md_esc(st.title)}", ""]
         out += [f"*started +{st.started_at - ev.started_at:.1f} s, took {_secs(took)}*", ""]
         for c in st.checks:
-            detail = f" — {_md_text(c.detail)}" if c.detail else ""
+            text = _cdetail(c)
+            detail = f" — {_md_text(text)}" if text else ""
             out.append(
-                f'- <a id="{c.anchor}"></a>**{_mark(c.passed)}** {_md_text(c.criterion)} '
+                f'- <a id="{c.anchor}"></a>**{_cmark(c)}** {_md_text(c.criterion)} '
                 f"{_md_links(c.evidence)}{detail}"
             )
         if st.checks:
@@ -452,7 +493,9 @@ def write_report(ev: Evidence) -> ReportPaths:
         "title": ev.title,
         "all_passed": ev.all_passed,
         "aborted": ev.aborted,
-        "passed": sum(c.passed for c in checklist),
+        "passed": sum(c.status == "passed" for c in checklist),
+        "limitations": sum(c.status == "limitation" for c in checklist),
+        "failed": sum(c.status == "failed" for c in checklist),
         "total": len(checklist),
         "summary": _summary(ev),
         "checks": [c.to_json() for c in checklist],

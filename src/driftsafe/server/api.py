@@ -149,14 +149,22 @@ async def diff(request: Request) -> Response:
     await ctx.auth(request, "read", ws)
     old_serial = _int_param(request, "from")
     new_serial = _int_param(request, "to")
+
+    def body(serial: int) -> bytes:
+        record, data = ctx.store.get_version(ws, serial)
+        if record.encrypted_by_client:
+            raise BadRequest(
+                f"version {serial} of {ws!r} is encrypted by the client (OpenTofu): the "
+                "server cannot read it to diff; decrypt both versions with tofu and compare "
+                "the files (driftsafe state diff OLD.tfstate NEW.tfstate)"
+            )
+        return data
+
     # Compared by meaning from the stored bytes (only differing instances are parsed,
     # one whole state in memory at a time); values Terraform marks sensitive or the
     # secret scan flags read "(sensitive)".
     result = await ctx.call(
-        lambda: diff_loaded(
-            lambda: ctx.store.get_version(ws, old_serial)[1],
-            lambda: ctx.store.get_version(ws, new_serial)[1],
-        ).to_json()
+        lambda: diff_loaded(lambda: body(old_serial), lambda: body(new_serial)).to_json()
     )
     return JSONResponse(result)
 
@@ -177,6 +185,14 @@ async def restore(request: Request) -> Response:
     if record.scan_pending:
         ctx.scan_later(ws, record.serial)
     return JSONResponse({"version": record.to_json()}, status_code=201)
+
+
+async def delete_workspace(request: Request) -> Response:
+    ctx = _ctx(request)
+    ws = workspace_name(request.path_params["workspace"])
+    actor = await ctx.auth(request, "admin", ws)
+    count = await ctx.call(ctx.store.delete_workspace, ws, actor)
+    return JSONResponse({"workspace": ws, "deleted_versions": count})
 
 
 _FLAGS = {"1": True, "true": True, "yes": True, "0": False, "false": False, "no": False}

@@ -113,6 +113,8 @@ def _routes() -> list[Route]:
         Route(f"{ws}/restore", api.restore, methods=["POST"]),
         _route(f"{ws}/lock", {"GET": api.lock_status, "DELETE": api.lock_release}),
         _route(f"{ws}/drift", {"GET": api.drift_get, "POST": api.drift_post}),
+        # After the routes above: {workspace:path} would also match ".../lock".
+        Route(ws, api.delete_workspace, methods=["DELETE"]),
         Route("/api/v1/audit", api.audit, methods=["GET"]),
         Route("/healthz", healthz, methods=["GET"]),
         Route("/metrics", metrics, methods=["GET"]),

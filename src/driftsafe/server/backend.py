@@ -19,7 +19,7 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from driftsafe.durations import parse_duration
 from driftsafe.errors import BadRequest, Conflict, DriftsafeError, Forbidden, PayloadTooLarge
 from driftsafe.server.context import ServerContext, read_body, release_free_memory, workspace_name
-from driftsafe.state import TfState, parse_state, scan_state
+from driftsafe.state import EncryptedState, TfState, parse_body, scan_state
 from driftsafe.store import Actor, LockRecord, LockResult, VersionRecord
 
 LOCK_BODY_LIMIT = 64 * 1024
@@ -91,13 +91,20 @@ def _storable(state: TfState) -> TfState:
     return state
 
 
-def _prepare(body: bytes) -> tuple[TfState, list[dict[str, Any]] | None]:
+def _prepare(body: bytes) -> tuple[TfState | EncryptedState, list[dict[str, Any]] | None]:
     try:
         if len(body) > SCAN_INLINE_BYTES:
             # Scanned later from the stored version: validate without keeping the parsed
             # tree, so a large state is not also held as Python objects.
-            return _storable(parse_state(body, keep_tree=False)), None
-        state = _storable(parse_state(body))
+            found = parse_body(body, keep_tree=False)
+            if isinstance(found, EncryptedState):
+                return found, []  # opaque: never scanned (the store marks it)
+            return _storable(found), None
+        parsed = parse_body(body)
+        if isinstance(parsed, EncryptedState):
+            # OpenTofu's encrypted envelope: opaque, so never scanned (the store marks it).
+            return parsed, []
+        state = _storable(parsed)
         findings = [f.to_json() for f in scan_state(state.raw)]
     except RecursionError:
         raise BadRequest("the state's JSON is nested too deeply") from None

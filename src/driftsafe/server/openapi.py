@@ -57,7 +57,9 @@ _SCHEMAS: dict[str, Any] = {
             "lock_id": _NULLABLE_STRING,
             "findings": {"type": "array", "items": {"type": "object"}},
             "restored_from": {"type": ["integer", "null"]},
-            "scan": {"enum": ["pending", "done"]},
+            "scan": {"enum": ["pending", "done", "encrypted by the client: not scanned"]},
+            "format": {"enum": ["tfstate", "opentofu-encrypted-v0"]},
+            "rules": {"type": "string"},
         }
     ),
     "Workspace": _obj(
@@ -204,6 +206,23 @@ def _paths() -> dict[str, Any]:
                     "401 503",
                     "Workspaces, by name",
                 ),
+            )
+        },
+        ws: {
+            "delete": _op(
+                "Delete a workspace with all its versions (admin, audited; not while locked)",
+                _responses(
+                    "200",
+                    _obj(
+                        {
+                            "workspace": {"type": "string"},
+                            "deleted_versions": {"type": "integer", "minimum": 0},
+                        }
+                    ),
+                    "400 401 403 404 409 503",
+                    "The workspace is gone",
+                ),
+                _WS,
             )
         },
         f"{ws}/versions": {

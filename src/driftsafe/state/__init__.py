@@ -16,13 +16,14 @@ from driftsafe.state.diff import (
     diff_loaded,
     diff_states,
 )
-from driftsafe.state.model import TfState, parse_state, state_from_json
+from driftsafe.state.model import EncryptedState, TfState, parse_body, parse_state, state_from_json
 from driftsafe.state.paths import flatten, instance_address, iter_instances, sensitive_paths
 from driftsafe.state.rules import VersionMeta, check_write
 from driftsafe.state.secrets import SecretFinding, SecretPaths, scan_bytes, scan_state, scan_text
 from driftsafe.state.view import ResourceRow, attribute_rows, output_rows, resource_rows
 
 __all__ = [
+    "EncryptedState",
     "SENSITIVE",
     "OutputChange",
     "ResourceChange",
@@ -43,6 +44,7 @@ __all__ = [
     "flatten",
     "instance_address",
     "iter_instances",
+    "parse_body",
     "output_rows",
     "parse_state",
     "resource_rows",

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
 import codecs
 import dataclasses
 import json
@@ -36,6 +38,30 @@ def _is_int(value: object) -> TypeGuard[int]:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
+# OpenTofu's state encryption writes this envelope instead of a state; its only format
+# version so far is "v0" (OpenTofu calls it both a sigil and a compatibility field).
+ENVELOPE_VERSIONS = ("v0",)
+
+
+@dataclass(frozen=True)
+class EncryptedState:
+    """An OpenTofu client-side encrypted state envelope:
+    ``{"meta": {...}, "encrypted_data": "<base64>", "encryption_version": "v0"}``.
+
+    Opaque to the server: no serial, lineage or resources can be read from it, so the
+    server numbers its versions itself and cannot apply the serial/lineage rules or
+    scan it for secrets. ``key_providers`` are the meta keys (e.g.
+    ``key_provider.pbkdf2.main``): which key providers a reader needs, never a key."""
+
+    encryption_version: str
+    key_providers: tuple[str, ...]
+    encrypted_bytes: int
+
+    @property
+    def format(self) -> str:
+        return f"opentofu-encrypted-{self.encryption_version}"
+
+
 class _LeanResource(msgspec.Struct):
     instances: list[msgspec.Raw] = []
 
@@ -51,6 +77,10 @@ class _LeanState(msgspec.Struct):
     terraform_version: Any = ""
     resources: list[_LeanResource] = []
     outputs: msgspec.Raw = msgspec.Raw(b"{}")
+    # An OpenTofu envelope's fields: Raw, so a big envelope's data is not decoded here.
+    encryption_version: Any = None
+    encrypted_data: msgspec.Raw = msgspec.Raw(b"")
+    meta: msgspec.Raw = msgspec.Raw(b"")
 
 
 _ITEM = re.compile(r"\$\.resources\[(\d+)\](\.instances)?")
@@ -67,7 +97,39 @@ def _check_utf8(body: bytes) -> None:
     decoder.decode(b"", final=True)
 
 
-def _parse_lean(body: bytes) -> TfState:
+def _envelope(version: object, data: object, meta: object) -> EncryptedState:
+    """Validate an envelope's three fields (``data`` the base64 text)."""
+    if not isinstance(version, str) or version not in ENVELOPE_VERSIONS:
+        raise BadRequest(
+            f"unsupported OpenTofu encryption_version {version!r}: this server knows "
+            + ", ".join(ENVELOPE_VERSIONS)
+        )
+    if not isinstance(meta, dict):
+        raise BadRequest("not an OpenTofu encrypted state: 'meta' is not an object")
+    if not isinstance(data, str) or not data:
+        raise BadRequest("not an OpenTofu encrypted state: 'encrypted_data' is not a string")
+    try:
+        size = len(base64.b64decode(data, validate=True))
+    except (binascii.Error, ValueError):
+        raise BadRequest(
+            "not an OpenTofu encrypted state: 'encrypted_data' is not base64"
+        ) from None
+    return EncryptedState(version, tuple(sorted(str(k) for k in meta)), size)
+
+
+def _lean_envelope(lean: _LeanState) -> EncryptedState:
+    def raw_json(raw: msgspec.Raw) -> object:
+        return msgspec.json.decode(raw) if bytes(memoryview(raw)[:1]) else None
+
+    try:
+        data = raw_json(lean.encrypted_data)
+        meta = raw_json(lean.meta)
+    except msgspec.DecodeError as exc:  # already checked as JSON; defensive and precise
+        raise BadRequest(f"invalid JSON: {exc}") from None
+    return _envelope(lean.encryption_version, data, meta)
+
+
+def _parse_lean(body: bytes) -> TfState | EncryptedState:
     try:
         _check_utf8(body)
         lean = msgspec.json.decode(body, type=_LeanState)
@@ -90,6 +152,8 @@ def _parse_lean(body: bytes) -> TfState:
         raise BadRequest(f"not a Terraform state: {exc}") from None
     except (UnicodeDecodeError, msgspec.DecodeError) as exc:
         raise BadRequest(f"invalid JSON: {exc}") from None
+    if lean.encryption_version is not None:
+        return _lean_envelope(lean)
     if bytes(memoryview(lean.outputs)[:1]) != b"{":  # a Raw value starts at its first byte
         raise BadRequest("not a Terraform state: 'outputs' is not an object")
     summary = {
@@ -108,6 +172,19 @@ def parse_state(body: bytes, *, keep_tree: bool = True) -> TfState:
     ``keep_tree=False`` validates the same way but does not keep the parsed tree
     (``raw`` is then empty), nor ever build it: a large state is not held again as a
     str or as Python objects."""
+    found = parse_body(body, keep_tree=keep_tree)
+    if isinstance(found, EncryptedState):
+        raise BadRequest(
+            "this is an OpenTofu encrypted state envelope, not a plain state: it can "
+            "only be read with the key it was encrypted with"
+        )
+    return found
+
+
+def parse_body(body: bytes, *, keep_tree: bool = True) -> TfState | EncryptedState:
+    """What a backend write may carry: a Terraform state, or OpenTofu's encrypted
+    envelope (told apart by its ``encryption_version``). Anything else is refused
+    with BadRequest, as by :func:`parse_state`."""
     # isspace(), not strip(): no copy of a large body (and bytearray works too).
     if not body or body.isspace():
         raise BadRequest("empty body: not a Terraform state")
@@ -117,6 +194,8 @@ def parse_state(body: bytes, *, keep_tree: bool = True) -> TfState:
         data = json.loads(body)
     except (ValueError, UnicodeDecodeError) as exc:
         raise BadRequest(f"invalid JSON: {exc}") from None
+    if isinstance(data, dict) and "encryption_version" in data:
+        return _envelope(data["encryption_version"], data.get("encrypted_data"), data.get("meta"))
     return state_from_json(data)
 
 

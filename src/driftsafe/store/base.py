@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
-from driftsafe.state import TfState
+from driftsafe.state import EncryptedState, TfState
 from driftsafe.store.crypto import Cipher
 from driftsafe.store.models import (
     Actor,
@@ -66,13 +66,14 @@ class Store(Protocol):
         self,
         workspace: str,
         body: bytes | Sealed,
-        state: TfState,
+        state: TfState | EncryptedState,
         actor: Actor,
         *,
         lock_id: str | None,
         findings: list[dict[str, Any]] | None,
     ) -> tuple[VersionRecord, bool]: ...
     def restore(self, workspace: str, serial: int, actor: Actor) -> VersionRecord: ...
+    def delete_workspace(self, workspace: str, actor: Actor) -> int: ...
     def set_findings(self, workspace: str, serial: int, findings: list[dict[str, Any]]) -> None: ...
     def pending_scans(self) -> list[tuple[str, int]]: ...
 

@@ -11,6 +11,11 @@ from driftsafe.timestamps import rfc3339_or_none
 
 SCOPES = ("read", "write", "admin")
 
+ENCRYPTED_NOT_SCANNED = "encrypted by the client: not scanned"
+RULES_SKIPPED = (
+    "serial and lineage rules skipped: the state is encrypted by the client (OpenTofu), "
+    "so the server cannot read them; it numbers the versions itself"
+)
 # A token's last use is written at most this often (seconds), so a busy token costs
 # one small write a minute, not one per request.
 LAST_USED_EVERY = 60.0
@@ -136,6 +141,21 @@ class VersionRecord:
     restored_from: int | None = None
     # A large state is scanned for secrets after the write commits (see the server).
     scan_pending: bool = False
+    # The format of an OpenTofu client-side encrypted envelope ("opentofu-encrypted-v0"),
+    # None for a plain state. Such a version's serial is the server's own numbering.
+    encrypted_by_client: str | None = None
+
+    @property
+    def scan(self) -> str:
+        if self.encrypted_by_client:
+            return ENCRYPTED_NOT_SCANNED
+        return "pending" if self.scan_pending else "done"
+
+    @property
+    def rules(self) -> str:
+        if self.encrypted_by_client:
+            return RULES_SKIPPED
+        return "serial and lineage checked"
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -149,7 +169,9 @@ class VersionRecord:
             "lock_id": self.lock_id,
             "findings": list(self.findings),
             "restored_from": self.restored_from,
-            "scan": "pending" if self.scan_pending else "done",
+            "scan": self.scan,
+            "format": self.encrypted_by_client or "tfstate",
+            "rules": self.rules,
         }
 
 

@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from driftsafe.errors import Conflict, DriftsafeError, NotFound, StoreError
-from driftsafe.state import TfState, VersionMeta, check_write, parse_state
+from driftsafe.state import EncryptedState, TfState, VersionMeta, check_write, parse_body
 from driftsafe.store import codec, schema
 from driftsafe.store.codec import Keyframe, KeyframeCache
 from driftsafe.store.locks import LocksMixin
@@ -77,6 +77,14 @@ _WORKSPACE_UPDATED = (
 )
 
 PENDING = json.dumps({"pending": True})
+# The findings of an OpenTofu encrypted envelope: never scanned (the server cannot read
+# it). Kept in ``findings`` (before ``body`` in the row, see _META_COLUMNS) with the
+# envelope's format, so the meta queries learn both without reading a body.
+NOT_SCANNED = "encrypted by the client"
+
+
+def not_scanned(envelope: EncryptedState) -> str:
+    return json.dumps({"not_scanned": NOT_SCANNED, "format": envelope.format}, sort_keys=True)
 
 
 @dataclass(frozen=True)
@@ -125,7 +133,8 @@ def check_sha(plain: bytes, expected: str, what: str) -> None:
 
 def version_from_row(row: Any) -> VersionRecord:
     findings = json.loads(row.findings)
-    pending = isinstance(findings, dict)
+    encrypted = findings.get("format") if isinstance(findings, dict) else None
+    pending = isinstance(findings, dict) and bool(findings.get("pending"))
     return VersionRecord(
         workspace=row.workspace,
         serial=int(row.serial),
@@ -137,9 +146,10 @@ def version_from_row(row: Any) -> VersionRecord:
         writer_token=row.writer_token,
         writer_who=row.writer_who,
         lock_id=row.lock_id,
-        findings=[] if pending else findings,
+        findings=findings if isinstance(findings, list) else [],
         restored_from=int(row.restored_from) if row.restored_from is not None else None,
         scan_pending=pending,
+        encrypted_by_client=str(encrypted) if encrypted else None,
     )
 
 
@@ -367,6 +377,7 @@ class VersionsMixin(LocksMixin):
         lock_id: str | None,
         findings: list[dict[str, Any]] | None,
         restored_from: int | None = None,
+        envelope: EncryptedState | None = None,
     ) -> VersionRecord:
         record = VersionRecord(
             workspace=workspace,
@@ -381,8 +392,15 @@ class VersionsMixin(LocksMixin):
             lock_id=lock_id,
             findings=findings or [],
             restored_from=restored_from,
-            scan_pending=findings is None,
+            scan_pending=findings is None and envelope is None,
+            encrypted_by_client=envelope.format if envelope else None,
         )
+        if envelope is not None:
+            stored_findings = not_scanned(envelope)
+        elif findings is None:
+            stored_findings = PENDING
+        else:
+            stored_findings = json.dumps(findings, sort_keys=True)
         kind, base, nonce, stored = self.encode(conn, workspace, record.serial, sealed, now)
         params = {
             "workspace": workspace,
@@ -395,7 +413,7 @@ class VersionsMixin(LocksMixin):
             "writer_token": record.writer_token,
             "writer_who": who,
             "lock_id": lock_id,
-            "findings": PENDING if findings is None else json.dumps(findings, sort_keys=True),
+            "findings": stored_findings,
             "restored_from": restored_from,
             "key_id": self.cipher.key_id,
             "nonce": nonce,
@@ -443,7 +461,7 @@ class VersionsMixin(LocksMixin):
         self,
         workspace: str,
         body: bytes | Sealed,
-        state: TfState,
+        state: TfState | EncryptedState,
         actor: Actor,
         *,
         lock_id: str | None,
@@ -452,7 +470,11 @@ class VersionsMixin(LocksMixin):
         """Store ``body`` as a new version if the writer holds the lock (fencing) and
         the serial/lineage rules allow it. Returns (version, created); a retry of the
         exact latest body is accepted without a new version. ``findings`` None marks
-        the secret scan as pending (see :meth:`set_findings`)."""
+        the secret scan as pending (see :meth:`set_findings`).
+
+        An OpenTofu encrypted envelope (``EncryptedState``) is locked and fenced the
+        same way, but its serial and lineage cannot be read: it becomes serial latest +
+        1, the rules are skipped (the version says so) and it is not scanned."""
         now = time.time()
         sealed = body if isinstance(body, Sealed) else self.seal(workspace, body)
         del body
@@ -481,18 +503,27 @@ class VersionsMixin(LocksMixin):
                         detail=holder.lock_info(),
                     )
                 latest = self._latest_meta(conn, workspace)
+                if isinstance(state, EncryptedState):
+                    if latest is not None and latest.sha256 == sha:
+                        return latest, False
+                    envelope: EncryptedState | None = state
+                    state = TfState(0, "", latest.serial + 1 if latest else 1, "", 0, {})
+                else:
+                    envelope = None
                 if (
-                    latest is not None
+                    envelope is None
+                    and latest is not None
                     and latest.serial == state.serial
                     and latest.lineage == state.lineage
                     and latest.sha256 == sha
                 ):
                     return latest, False
-                check_write(
-                    VersionMeta(latest.serial, latest.lineage) if latest else None,
-                    state,
-                    admin=actor.admin,
-                )
+                if envelope is None:
+                    check_write(
+                        VersionMeta(latest.serial, latest.lineage) if latest else None,
+                        state,
+                        admin=actor.admin,
+                    )
                 if latest is not None and state.serial <= latest.serial:
                     raise Conflict(
                         f"serial {state.serial} is not above the latest serial {latest.serial}: "
@@ -508,6 +539,7 @@ class VersionsMixin(LocksMixin):
                     who=holder.who if holder else None,
                     lock_id=lock_id,
                     findings=findings,
+                    envelope=envelope,
                 )
                 self.audit_in(
                     conn,
@@ -521,7 +553,8 @@ class VersionsMixin(LocksMixin):
                         "lock_id": lock_id,
                         "sha256": sha,
                         "size": record.size,
-                        "findings": None if findings is None else len(findings),
+                        "findings": None if findings is None or envelope else len(findings),
+                        **({"format": envelope.format} if envelope else {}),
                     },
                     now=now,
                 )
@@ -533,8 +566,8 @@ class VersionsMixin(LocksMixin):
                 actor,
                 "rejected",
                 {
-                    "serial": state.serial,
-                    "lineage": state.lineage,
+                    "serial": getattr(state, "serial", None),
+                    "lineage": getattr(state, "lineage", None),
                     "lock_id": lock_id,
                     "reason": exc.message,
                 },
@@ -557,10 +590,20 @@ class VersionsMixin(LocksMixin):
                 old, body = self._body(conn, workspace, serial)
                 latest = self._latest_meta(conn, workspace)
                 assert latest is not None  # the old version exists
-                data = json.loads(body)
-                data["serial"] = latest.serial + 1
-                new_body = json.dumps(data, indent=2).encode() + b"\n"
-                state = parse_state(new_body)
+                envelope: EncryptedState | None = None
+                if old.encrypted_by_client:
+                    # Opaque: written back byte for byte under the server's next number.
+                    parsed = parse_body(body)
+                    assert isinstance(parsed, EncryptedState)
+                    envelope, new_body = parsed, body
+                    state = TfState(0, "", latest.serial + 1, "", 0, {})
+                else:
+                    data = json.loads(body)
+                    data["serial"] = latest.serial + 1
+                    new_body = json.dumps(data, indent=2).encode() + b"\n"
+                    found = parse_body(new_body)
+                    assert isinstance(found, TfState)
+                    state = found
                 record = self._insert_version(
                     conn,
                     workspace,
@@ -572,6 +615,7 @@ class VersionsMixin(LocksMixin):
                     lock_id=None,
                     findings=None if old.scan_pending else old.findings,
                     restored_from=serial,
+                    envelope=envelope,
                 )
                 self.audit_in(
                     conn,
@@ -587,6 +631,41 @@ class VersionsMixin(LocksMixin):
             self.record(
                 "restore", workspace, actor, "rejected", {"serial": serial, "reason": exc.message}
             )
+            raise
+
+    def delete_workspace(self, workspace: str, actor: Actor) -> int:
+        """Delete ``workspace`` with every version, keyframe and drift report it has (for
+        scratch workspaces such as ``driftsafe backend check``'s); refused while it is
+        locked. Audited. Returns how many versions were deleted."""
+        now = time.time()
+        w = schema.workspaces
+        try:
+            with self.write_tx() as conn:
+                exists = conn.execute(sa.select(w.c.name).where(w.c.name == workspace)).first()
+                if exists is None:
+                    raise NotFound(f"no workspace {workspace!r}")
+                self.hold_workspace(conn, workspace, now)
+                holder = self._lock_row(conn, workspace)
+                if holder is not None:
+                    raise Conflict(
+                        f"{workspace!r} is locked by {holder.who} (lock {holder.id}): "
+                        "delete it when no run holds it",
+                        detail=holder.lock_info(),
+                    )
+                v = schema.versions
+                count = conn.execute(v.delete().where(v.c.workspace == workspace)).rowcount
+                for table in (schema.keyframes, schema.drift_reports, schema.lock_waiters):
+                    conn.execute(table.delete().where(table.c.workspace == workspace))
+                conn.execute(w.delete().where(w.c.name == workspace))
+                self.audit_in(
+                    conn, "delete-workspace", workspace, actor, "ok", {"versions": count}, now=now
+                )
+                return int(count)
+        except DriftsafeError as exc:
+            if not isinstance(exc, NotFound):
+                self.record(
+                    "delete-workspace", workspace, actor, "rejected", {"reason": exc.message}
+                )
             raise
 
     def set_findings(self, workspace: str, serial: int, findings: list[dict[str, Any]]) -> None:

@@ -38,6 +38,9 @@ class ConsoleCamera:
         self._thread: threading.Thread | None = None
 
     def __enter__(self) -> ConsoleCamera:
+        if self.d.backend.name != "driftsafe":
+            self.missing = "this run's state is not on a driftsafe server: no console to show"
+            return self
         if not os.access(CHROMIUM, os.X_OK):
             self.missing = f"{CHROMIUM} is not installed here (scripts/ensure-chromium installs it)"
             return self

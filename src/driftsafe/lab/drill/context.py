@@ -17,19 +17,18 @@ from typing import Any
 import httpx
 
 from driftsafe.engine import Engine, Process, RunResult
-from driftsafe.errors import ConfigError, DriftsafeError
+from driftsafe.errors import ConfigError
+from driftsafe.lab.drill.backends import DriftsafeServer, DrillBackend
+
+# Re-exported: the steps import them from here.
+from driftsafe.lab.drill.records import ApiCall as ApiCall
+from driftsafe.lab.drill.records import DrillError as DrillError
 from driftsafe.lab.evidence import Evidence, Transcript
 from driftsafe.settings import Settings
 
 MARKER = ".driftsafe-drill"
 STACK_NAME = "lab"
 ENVS = ("staging", "prod")
-
-
-class DrillError(DriftsafeError):
-    """A drill step could not go on (its evidence is kept and the report says where)."""
-
-    code = "drill_error"
 
 
 def prepare_dir(root: Path) -> bool:
@@ -71,13 +70,6 @@ def _rmtree(path: Path) -> None:
 
 
 @dataclass
-class ApiCall:
-    status: int
-    body: Any
-    transcript: Transcript
-
-
-@dataclass
 class Drill:
     root: Path
     ev: Evidence
@@ -90,6 +82,8 @@ class Drill:
     secret: str = field(default_factory=lambda: "s3cret-" + secrets.token_hex(12))
     server: Process | None = None
     figures: dict[str, Any] = field(default_factory=dict)
+    # Where the stack's state lives: driftsafe's server (default) or an S3 bucket.
+    backend: DrillBackend = field(default_factory=DriftsafeServer)
 
     @property
     def stack(self) -> Path:
@@ -116,16 +110,14 @@ class Drill:
         return {
             **self.tf_env(),
             "DRIFTSAFE_HOME": str(self.root / "server"),
-            "DRIFTSAFE_SERVER": self.server_url,
-            "DRIFTSAFE_TOKEN": self.admin_token,
+            **self.backend.ds_env(self),
             "DRIFTSAFE_ENGINE": self.engine.name,
             "TF_CLI_CONFIG_FILE": str(self.engine.cli_config),
         }
 
     def tf_env(self, token: str | None = None, **extra: str) -> dict[str, str]:
         env = {
-            "TF_HTTP_USERNAME": "drill",
-            "TF_HTTP_PASSWORD": token or self.write_token,
+            **self.backend.tf_env(self, token),
             "TF_VAR_app_secret": self.secret,
             "TF_INPUT": "0",
             "TF_IN_AUTOMATION": "1",

@@ -8,11 +8,7 @@ from captured command output.
 
 from __future__ import annotations
 
-import json
-import os
-import re
 import signal
-import sys
 import time
 import traceback
 from collections.abc import Callable, Sequence
@@ -20,10 +16,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from driftsafe.durations import format_duration
-from driftsafe.engine import Process, get_engine
+from driftsafe.engine import get_engine
 from driftsafe.errors import ConfigError, DriftsafeError, Interrupted
 from driftsafe.lab.drill import steps_crash, steps_drift, steps_ops, steps_proof, steps_state
-from driftsafe.lab.drill.context import Drill, DrillError, prepare_dir
+from driftsafe.lab.drill.backends import DriftsafeServer, DrillBackend
+from driftsafe.lab.drill.context import Drill, prepare_dir
+from driftsafe.lab.drill.s3 import S3Bucket
 from driftsafe.lab.evidence import Evidence
 from driftsafe.lab.report import ReportPaths, write_report
 from driftsafe.settings import Settings
@@ -54,6 +52,7 @@ class DrillOutcome:
     passed: bool
     checks_passed: int
     checks_total: int
+    limitations: int
     wall_seconds: float
     wiped_previous: bool
 
@@ -66,10 +65,16 @@ def run_drill(
     only: Sequence[str] | None = None,
     disable_locking: bool = False,
     progress: Callable[[str], None] | None = None,
+    backend_name: str = "driftsafe",
+    s3_endpoint: str | None = None,
 ) -> DrillOutcome:
     """Run the drill in ``directory`` (a previous drill's directory is wiped; any other
-    non-empty directory is refused) and write ``directory/report``."""
+    non-empty directory is refused) and write ``directory/report``. ``backend_name``
+    picks where the stack's state lives: ``driftsafe`` (its own state server, the
+    default) or ``s3`` (moto on loopback, or ``s3_endpoint`` with the usual AWS_*
+    environment)."""
     selected = _select(only)
+    backend = make_backend(backend_name, s3_endpoint=s3_endpoint)
     say = progress or (lambda _line: None)
     root = directory.expanduser().resolve()
     wiped = prepare_dir(root)
@@ -81,21 +86,29 @@ def run_drill(
     ev = Evidence(
         root / "report",
         title="driftsafe lab drill",
-        subtitle=f"engine: {engine.describe()}; directory: {root}",
+        subtitle=f"backend: {backend.description}; engine: {engine.describe()}; directory: {root}",
         progress=say,
         total_steps=len(selected),
     )
-    drill = Drill(root=root, ev=ev, engine=engine, settings=settings, lock_disabled=disable_locking)
+    drill = Drill(
+        root=root,
+        ev=ev,
+        engine=engine,
+        settings=settings,
+        lock_disabled=disable_locking,
+        backend=backend,
+    )
     ev.redact(drill.secret)
     # A SIGINT/SIGTERM/SIGHUP stops the Terraform (or driftsafe command) in flight
-    # gracefully and then the drill, which still stops its server and writes the report.
+    # gracefully and then the drill, which still stops its backend and writes the report.
     with engine.forward_signals(raise_when_idle=False):
         try:
             with engine.forward_signals():
-                _setup(drill, say)
-                for name, func in STEPS:
+                backend.setup(drill, say)
+                for name, func in backend.steps(STEPS):
                     if name in selected:
                         func(drill)
+                backend.finish(drill)
         except (DriftsafeError, OSError, ValueError, KeyError) as exc:
             message = (
                 exc.message if isinstance(exc, DriftsafeError) else f"{type(exc).__name__}: {exc}"
@@ -106,7 +119,7 @@ def run_drill(
             ev.artifact(ev.steps[-1].id, "Traceback of the failed step", traceback.format_exc())
             ev.abort(message)
         finally:
-            _stop_server(drill)
+            backend.stop(drill)
         paths = write_report(ev)
     say(f"{ev.summary_line}; report: {paths.index_html}")
     if engine.processes.interrupted is not None:
@@ -119,11 +132,23 @@ def run_drill(
     return DrillOutcome(
         paths,
         ev.all_passed,
-        sum(c.passed for c in checks),
+        sum(c.status == "passed" for c in checks),
         len(checks),
+        sum(c.status == "limitation" for c in checks),
         time.time() - started,
         wiped,
     )
+
+
+def make_backend(name: str, *, s3_endpoint: str | None = None) -> DrillBackend:
+    """The strategy for ``lab run --backend NAME``."""
+    if s3_endpoint and name != "s3":
+        raise ConfigError("--s3-endpoint needs --backend s3")
+    if name == "driftsafe":
+        return DriftsafeServer()
+    if name == "s3":
+        return S3Bucket(s3_endpoint)
+    raise ConfigError(f"unknown drill backend {name!r}: driftsafe or s3")
 
 
 def _select(only: Sequence[str] | None) -> list[str]:
@@ -137,85 +162,14 @@ def _select(only: Sequence[str] | None) -> list[str]:
     return [n for n in STEP_NAMES if n in only or n in REQUIRED]
 
 
-def _setup(d: Drill, say: Callable[[str], None]) -> None:
-    """Scaffold the stack, make tokens, start the server. Recorded under the first step."""
-    s = "backend"
-    say(f"driftsafe lab run: drill in {d.root}")
-    d.ev.step(s, "Backend evidence: remote, versioned, locked, encrypted")
-    (d.root / "server").mkdir()
-    tokens = {}
-    for name, scope in (("drill-admin", "admin"), ("drill-ci", "write")):
-        r, _t = d.ds(
-            s,
-            [
-                "token",
-                "create",
-                name,
-                "--scope",
-                scope,
-                "--workspace",
-                "lab/*",
-                "--json",
-                "--db",
-                d.db_url,
-            ],
-            f"create the {scope} token",
-            cwd=d.root,
-        )
-        if r.returncode != 0:
-            raise DrillError(f"could not create the {scope} token: {r.stderr.strip()}")
-        tokens[scope] = json.loads(r.stdout)["token"]
-        d.ev.redact(tokens[scope])
-    d.admin_token, d.write_token = tokens["admin"], tokens["write"]
-    env = dict(os.environ)
-    env.update(d.ds_env())
-    env.pop("DRIFTSAFE_SERVER", None)
-    env.pop("DRIFTSAFE_TOKEN", None)
-    d.server = Process(
-        [sys.executable, "-m", "driftsafe", "serve", "--db", d.db_url, "--port", "0"],
-        cwd=d.root,
-        env=env,
-        shown_env={"DRIFTSAFE_HOME": str(d.root / "server")},
-    )
-    if not d.server.wait_for_output(r"listening on https?://", timeout=60):
-        result = d.server.wait(timeout=10)
-        d.ev.record(s, result, title="driftsafe serve (failed to start)")
-        raise DrillError("the state server did not start")
-    line = next(x.text for x in d.server.lines() if "listening on" in x.text)
-    match = re.search(r"listening on (\S+)", line)
-    assert match is not None
-    d.server_url = match.group(1).rstrip("/")
-    r, _t = d.ds(
-        s,
-        ["lab", "init", "stack", "--server", d.server_url, "--name", "lab"],
-        "driftsafe lab init --server",
-        cwd=d.root,
-    )
-    if r.returncode != 0:
-        raise DrillError("driftsafe lab init failed")
-    if d.lock_disabled:
-        # The deliberately broken setting: an http backend without lock addresses does
-        # no locking at all. The report must then show ✗ on the lock clash.
-        for env_name in ("staging", "prod"):
-            backend = d.env_dir(env_name) / "backend.tf"
-            backend.write_text(
-                "".join(
-                    line
-                    for line in backend.read_text().splitlines(keepends=True)
-                    if not re.search(r"^\s*(lock|unlock)_(address|method)\s*=", line)
-                )
-            )
-
-
-def _stop_server(d: Drill) -> None:
-    if d.server is None:
-        return
-    d.server.send_signal(signal.SIGTERM)
-    result = d.server.wait(timeout=20)
-    if d.ev.steps:
-        d.ev.record(d.ev.steps[-1].id, result, title="driftsafe serve (the state server's log)")
-
-
 def summary_line(outcome: DrillOutcome) -> str:
-    verdict = "every check passed" if outcome.passed else "SOME CHECKS FAILED"
+    if not outcome.passed:
+        verdict = "SOME CHECKS FAILED"
+    elif outcome.limitations:
+        verdict = (
+            f"no check failed ({outcome.limitations} backend limitation(s) reproduced, "
+            "as the report shows)"
+        )
+    else:
+        verdict = "every check passed"
     return f"Drill finished in {format_duration(outcome.wall_seconds)}: {verdict}"

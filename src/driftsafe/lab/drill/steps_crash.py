@@ -6,9 +6,13 @@ import json
 import os
 import signal
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 
+from driftsafe.engine import RunResult
 from driftsafe.lab.drill.context import Drill, DrillError
 from driftsafe.lab.drill.steps_state import SLOW_CREATING, slow_env
+from driftsafe.lab.evidence import Transcript
 
 
 def _pid_alive(pid: int) -> bool:
@@ -89,6 +93,14 @@ def step_crash(d: Drill) -> None:
         denied.returncode != 0 and ok.returncode == 0 and "successfully unlocked" in ok.stdout,
         evidence=[t_denied, t_ok],
     )
+    recover(d, s)
+    d.figures["crash"] = {"killed_at": killed_at, "lock_id": lock_id}
+    _fencing(d, s)
+
+
+def recover(d: Drill, s: str) -> None:
+    """After the crashed run's lock is gone: re-plan, finish its change, and check that
+    state and reality agree."""
     plan, t_plan = d.tf(
         s,
         "staging",
@@ -121,13 +133,31 @@ def step_crash(d: Drill) -> None:
         and "No changes." in after.stdout,
         evidence=[t_plan, t_fin, t_after],
     )
-    d.figures["crash"] = {"killed_at": killed_at, "lock_id": lock_id}
-    _fencing(d, s)
 
 
-def _fencing(d: Drill, s: str) -> None:
-    ws = d.workspace("staging")
-    before = d.api(s, "GET", f"/api/v1/workspaces/{ws}/versions", "Versions before fencing")
+@dataclass
+class StaleWriter:
+    """A paused holder, its lock broken with `driftsafe lock unlock --if-stale`, a newer
+    apply, and the holder resumed: what each of those runs did."""
+
+    unlock: RunResult
+    t_unlock: Transcript
+    newer: RunResult
+    t_newer: Transcript
+    resumed: RunResult
+    t_resumed: Transcript
+
+
+def stale_writer(
+    d: Drill,
+    s: str,
+    lock_target: str,
+    unlock_title: str,
+    resumed_title: str,
+    while_paused: Callable[[], None] | None = None,
+) -> StaleWriter:
+    """Pause an apply inside its slow rollout (SIGSTOP), break its lock (``lock_target``:
+    a workspace or a root), let another apply write, run ``while_paused``, resume it."""
     paused = d.tf_start(
         "staging", ["apply", "-auto-approve", "-no-color"], extra_env=slow_env(4, "fence-a")
     )
@@ -138,9 +168,7 @@ def _fencing(d: Drill, s: str) -> None:
     try:
         time.sleep(1.2)
         br, t_br = d.ds(
-            s,
-            ["lock", "unlock", ws, "--if-stale", "--max-age", "1s"],
-            "admin breaks the paused holder's lock (older than 1s)",
+            s, ["lock", "unlock", lock_target, "--if-stale", "--max-age", "1s"], unlock_title
         )
         newer, t_newer = d.tf(
             s,
@@ -149,10 +177,27 @@ def _fencing(d: Drill, s: str) -> None:
             "another apply takes the lock and writes a newer state",
             extra_env=slow_env(0, "fence-b"),
         )
+        if while_paused is not None:
+            while_paused()
     finally:
         paused.send_signal(signal.SIGCONT)
     resumed = paused.wait(timeout=120)
-    t_res = d.ev.record(s, resumed, title="the paused apply resumes and tries to write (fenced)")
+    t_res = d.ev.record(s, resumed, title=resumed_title)
+    return StaleWriter(br, t_br, newer, t_newer, resumed, t_res)
+
+
+def _fencing(d: Drill, s: str) -> None:
+    ws = d.workspace("staging")
+    before = d.api(s, "GET", f"/api/v1/workspaces/{ws}/versions", "Versions before fencing")
+    run = stale_writer(
+        d,
+        s,
+        ws,
+        "admin breaks the paused holder's lock (older than 1s)",
+        "the paused apply resumes and tries to write (fenced)",
+    )
+    br, t_br, newer, t_newer = run.unlock, run.t_unlock, run.newer, run.t_newer
+    resumed, t_res = run.resumed, run.t_resumed
     errored = d.env_dir("staging") / "errored.tfstate"
     after = d.api(s, "GET", f"/api/v1/workspaces/{ws}/versions", "Versions after fencing")
     audit = d.api(s, "GET", f"/api/v1/audit?workspace={ws}&limit=20", "Audit: the rejected write")

@@ -100,15 +100,7 @@ def _conf(path: Path) -> dict[str, str]:
 def step_resolution(d: Drill) -> None:
     s = "resolution"
     d.ev.step(s, "Resolution: codify the hotfix, revert the harmful change")
-    versions = d.api(
-        s,
-        "GET",
-        f"/api/v1/workspaces/{d.workspace('staging')}/versions",
-        "Versions before the resolution",
-    )
-    d.figures["serial_before_resolution"] = ((versions.body or {}).get("versions") or [{}])[0].get(
-        "serial"
-    )
+    d.backend.mark_before_resolution(d, s)
     tfvars = d.env_dir("staging") / "terraform.tfvars"
     res, t_res = d.ds(
         s,

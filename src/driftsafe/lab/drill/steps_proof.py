@@ -9,6 +9,7 @@ import os
 import re
 import time
 from pathlib import Path
+from typing import Any
 
 from driftsafe.client import Client
 from driftsafe.lab.drill.context import Drill
@@ -18,20 +19,7 @@ from driftsafe.lab.drill.steps_drift import CONFIG_ADDR, RELEASE_ADDR
 def step_secrets(d: Drill) -> None:
     s = "secrets"
     d.ev.step(s, "Secrets stay out of state")
-    secret_file = d.runtime("staging") / "secret.txt"
-    actual = secret_file.read_bytes() if secret_file.is_file() else b""
-    digest_file = hashlib.sha256(actual).hexdigest()
-    digest_var = hashlib.sha256(d.secret.encode()).hexdigest()
-    t_file = d.ev.capture(
-        s,
-        "The secret reached its file (compared by hash, never printed)",
-        argv=["sha256sum", str(secret_file)],
-        cwd=str(secret_file.parent),
-        returncode=0,
-        stdout=f"{digest_file}  secret.txt\n{digest_var}  (TF_VAR_app_secret)\n",
-        started_at=time.time(),
-        ended_at=time.time(),
-    )
+    secret_in_file(d, s)
     scan, t_scan = d.ds(
         s,
         ["secrets", "scan", "--workspace", d.workspace("staging"), "--all-versions", "--json"],
@@ -58,11 +46,35 @@ def step_secrets(d: Drill) -> None:
         started_at=time.time(),
         ended_at=time.time(),
     )
-    local_hits = [
-        p
-        for p in d.stack.rglob("*")
-        if p.is_file() and p.name != "secret.txt" and _contains(p, d.secret)
-    ]
+    hits = local_hits(d)
+    d.ev.check(
+        "secret-not-in-state",
+        s,
+        "No stored state version (nor any file of the stack "
+        "besides the secret file itself) holds the secret",
+        scan.returncode == 0 and bool(serials) and not leaked and not hits,
+        evidence=[t_scan, t_grep],
+        detail=f"{len(serials)} versions scanned" + (f"; found in {hits}" if hits else ""),
+    )
+    scanner_can_fail(d, s, dict(states[serials[0]]) if serials else {})
+
+
+def secret_in_file(d: Drill, s: str) -> None:
+    """Check that the secret reached its file (compared by hash, never printed)."""
+    secret_file = d.runtime("staging") / "secret.txt"
+    actual = secret_file.read_bytes() if secret_file.is_file() else b""
+    digest_file = hashlib.sha256(actual).hexdigest()
+    digest_var = hashlib.sha256(d.secret.encode()).hexdigest()
+    t_file = d.ev.capture(
+        s,
+        "The secret reached its file (compared by hash, never printed)",
+        argv=["sha256sum", str(secret_file)],
+        cwd=str(secret_file.parent),
+        returncode=0,
+        stdout=f"{digest_file}  secret.txt\n{digest_var}  (TF_VAR_app_secret)\n",
+        started_at=time.time(),
+        ended_at=time.time(),
+    )
     d.ev.check(
         "secret-in-file",
         s,
@@ -70,18 +82,20 @@ def step_secrets(d: Drill) -> None:
         actual.decode(errors="replace") == d.secret,
         evidence=[t_file],
     )
-    d.ev.check(
-        "secret-not-in-state",
-        s,
-        "No stored state version (nor any file of the stack "
-        "besides the secret file itself) holds the secret",
-        scan.returncode == 0 and bool(serials) and not leaked and not local_hits,
-        evidence=[t_scan, t_grep],
-        detail=f"{len(serials)} versions scanned"
-        + (f"; found in {local_hits}" if local_hits else ""),
-    )
+
+
+def local_hits(d: Drill) -> list[Path]:
+    """Files of the stack, other than the secret file itself, that hold the secret."""
+    return [
+        p
+        for p in d.stack.rglob("*")
+        if p.is_file() and p.name != "secret.txt" and _contains(p, d.secret)
+    ]
+
+
+def scanner_can_fail(d: Drill, s: str, state: dict[str, Any]) -> None:
+    """The control: the same scanner on ``state`` with a secret planted in it."""
     control = d.root / "control.tfstate"
-    state = dict(states[serials[0]]) if serials else {}
     planted = "AKIA" + "ZQ3DRIFTSAFEX7Q2"  # AWS access key id format
     state.setdefault("resources", []).append(
         {

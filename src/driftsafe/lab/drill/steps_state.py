@@ -11,6 +11,7 @@ from typing import Any
 from driftsafe.engine import RunResult
 from driftsafe.lab.drill.camera import ConsoleCamera
 from driftsafe.lab.drill.context import Drill, DrillError
+from driftsafe.lab.evidence import Transcript
 from driftsafe.lab.timeline import Mark, Span, run_spans, timeline_svg
 
 LOCK_ERROR = "Error acquiring the state lock"
@@ -164,12 +165,7 @@ def _holder_and_loser(
         result = holder.wait(timeout=60)
         d.ev.record(s, result, title="holder apply (never reached the slow resource)")
         raise DrillError("the holder apply never reached the slow resource")
-    status = d.api(
-        s,
-        "GET",
-        f"/api/v1/workspaces/{d.workspace('staging')}/lock",
-        "Lock entry on the server while the holder applies",
-    )
+    status = d.backend.lock_entry(d, s, "staging")
     if during is not None:
         during()
     loser = d.engine.run(
@@ -224,22 +220,7 @@ def step_waiting(d: Drill) -> None:
     s = "waiting"
     d.ev.step(s, "Waiting instead of failing: -lock-timeout and the server's ?wait=")
     # 1. Terraform's own retry loop.
-    held, waiter, lock = _holder_and_loser(
-        d,
-        s,
-        "wait-1",
-        ["apply", "-auto-approve", "-no-color", "-lock-timeout=60s"],
-        loser_env={"TF_VAR_rollout_trigger": "wait-1"},
-    )
-    t_h = d.ev.record(s, held, title="apply A (holds the lock)")
-    t_w = d.ev.record(s, waiter, title="apply B with -lock-timeout=60s (waits)")
-    d.ev.check(
-        "wait-timeout",
-        s,
-        "An overlapping apply with `-lock-timeout` waits and succeeds",
-        held.returncode == 0 and waiter.returncode == 0 and "Apply complete!" in waiter.stdout,
-        evidence=[t_h, t_w],
-    )
+    held, waiter, lock, t_h, t_w = wait_with_lock_timeout(d, s)
     # 2. The server holds the LOCK request open until the lock frees. A second working
     # directory for the same state asks for that with `?wait=` in its lock address (the
     # backend block wins over TF_HTTP_LOCK_ADDRESS, so it goes into the block).
@@ -309,6 +290,29 @@ def step_waiting(d: Drill) -> None:
     )
     d.ev.narrative(s, _handover_text(d.figures["handover"]))
     settle(d, s)
+
+
+def wait_with_lock_timeout(
+    d: Drill, s: str
+) -> tuple[RunResult, RunResult, dict[str, Any], Transcript, Transcript]:
+    """Terraform's own retry loop: apply B with ``-lock-timeout`` while A holds the lock."""
+    held, waiter, lock = _holder_and_loser(
+        d,
+        s,
+        "wait-1",
+        ["apply", "-auto-approve", "-no-color", "-lock-timeout=60s"],
+        loser_env={"TF_VAR_rollout_trigger": "wait-1"},
+    )
+    t_h = d.ev.record(s, held, title="apply A (holds the lock)")
+    t_w = d.ev.record(s, waiter, title="apply B with -lock-timeout=60s (waits)")
+    d.ev.check(
+        "wait-timeout",
+        s,
+        "An overlapping apply with `-lock-timeout` waits and succeeds",
+        held.returncode == 0 and waiter.returncode == 0 and "Apply complete!" in waiter.stdout,
+        evidence=[t_h, t_w],
+    )
+    return held, waiter, lock, t_h, t_w
 
 
 def _lock_spans(
