@@ -742,12 +742,23 @@ def _measure(run: _Run, report: CheckReport) -> None:
             "the first apply on the scratch workspace failed:\n" + _trim(first.output)
         )
     run.first_state = json.dumps(run.pull()).encode()
+    # A signal that came while no Terraform ran raises Interrupted wherever the check
+    # was, possibly inside a backend read whose errors a check records and moves past:
+    # the tracker remembers the signal, so ask it after every check.
+    stop_if_interrupted = run.engine.check_interrupted
     _check_lock_overlap(run, report)
+    stop_if_interrupted()
     earlier = _check_stale_lock(run, report)
+    stop_if_interrupted()
     _check_stale_writer(run, report, earlier)
+    stop_if_interrupted()
     bodies = _check_versions(run, report)
+    stop_if_interrupted()
     _check_older_serial(run, report)
+    stop_if_interrupted()
     _check_encryption(run, report)
+    stop_if_interrupted()
     _check_secrets(run, report, bodies)
+    stop_if_interrupted()
     order = {cid: n for n, cid in enumerate(CHECK_IDS)}
     report.checks.sort(key=lambda c: order.get(c.id, len(order)))
