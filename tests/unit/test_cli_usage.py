@@ -228,3 +228,16 @@ def test_every_json_option_reaches_the_error_handler() -> None:
         (param,) = [p for p in cmd.params if "--json" in getattr(p, "opts", [])]
         assert param.name == "as_json", " ".join(path)
         assert hasattr(cmd.callback, "__wrapped__"), f"{' '.join(path)} lacks handle_errors"
+
+
+def test_readme_and_docs_use_the_default_port() -> None:
+    # The console section once said :8443 while every other example said :8787.
+    root = Path(__file__).resolve().parents[2]
+    pages = [root / "README.md", *sorted((root / "docs").glob("*.md"))]
+    stray = [
+        f"{page.name}: {line.strip()}"
+        for page in pages
+        for line in page.read_text(encoding="utf-8").splitlines()
+        if any(f":{port}" in line or f"--port {port}" in line for port in ("8080", "8700", "8443"))
+    ]
+    assert stray == []
