@@ -95,6 +95,8 @@ def token(db: str, env: dict[str, str], scope: str = "admin") -> str:
             name,
             "--scope",
             scope,
+            "--workspace",
+            "*",
             "--db",
             db,
             "--json",
