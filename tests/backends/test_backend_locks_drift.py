@@ -136,9 +136,29 @@ def test_drift_check_and_locks_on_s3(
         assert f"released lock {lock['id']}" in out and "does not fence" in out
         assert json.loads(ds("lock", "status", str(root), "--json")[1])["locked"] is False
         plan = engine.run(["plan", "-no-color", "-lock-timeout=0s"], cwd=root, timeout=120)
+        if plan.returncode != 0 and _lost_own_lock(plan.stderr, lock["id"]):
+            # Under load the AWS SDK can retry a PutItem whose first try had landed
+            # (a connection error after moto stored the item): the plan then finds its
+            # own lock and fails, leaving that lock behind (the opentofu#4405 class of
+            # defect, in Terraform's s3 backend). The crashed holder's lock is gone,
+            # which is what this test is about; the dead plan's lock is released the
+            # way a user would, and the root must then plan.
+            time.sleep(1.1)
+            code, out, err = ds("lock", "unlock", str(root), "--if-stale", "--max-age", "1s")
+            assert code == 0, err
+            plan = engine.run(["plan", "-no-color", "-lock-timeout=0s"], cwd=root, timeout=120)
         assert plan.returncode == 0, plan.stderr
     finally:
         holder.kill()
+
+
+def _lost_own_lock(stderr: str, holder_id: str) -> bool:
+    """Did a plan fail on a plan's lock (its own retried one), not on the holder's?"""
+    return (
+        "Error acquiring the state lock" in stderr
+        and "Operation: OperationTypePlan" in stderr
+        and holder_id not in stderr
+    )
 
 
 @pytest.mark.pg
