@@ -115,3 +115,22 @@ def test_delay_takes_its_time_and_symlink_drift(engine: Engine, tmp_path: Path) 
     assert fixed.returncode == 0
     assert "lab_delay.d" not in fixed.stdout.split("Terraform will perform")[-1]
     assert os.readlink(link) == str(target_a)
+
+
+def test_a_delay_ends_when_its_release_file_appears(engine: Engine, tmp_path: Path) -> None:
+    """``LAB_DELAY_RELEASE_FILE``: the drill holds a lock until a step is done, not for a
+    guessed time. Without the file the delay takes its ``seconds``."""
+    root = tmp_path / "root"
+    make_tf_dir(engine, root, 'resource "lab_delay" "gate" {\n  seconds = 120\n}\n')
+    gate = tmp_path / "go"
+    env = {"LAB_DELAY_RELEASE_FILE": str(gate)}
+    apply = engine.start(["apply", "-auto-approve", "-no-color"], cwd=root, env=env)
+    assert apply.wait_for_output(r"lab_delay\.gate: Creating", timeout=120)
+    time.sleep(0.5)
+    assert apply.poll() is None  # still waiting: no file yet
+    gate.touch()
+    done = apply.wait(timeout=60)  # well under the delay's 120 s
+    assert done.returncode == 0, done.stderr
+    assert "lab_delay.gate: Creation complete" in done.stdout
+    state = json.loads((root / "terraform.tfstate").read_text())
+    assert state["resources"][0]["instances"][0]["attributes"]["seconds"] == 120

@@ -2,12 +2,17 @@
 
 The drill uses it to crash an apply mid-flight and to hold a state lock for a
 known time; ``triggers`` forces a new delay when what it guards changes.
+
+A delay is also a gate: with ``LAB_DELAY_RELEASE_FILE=PATH`` in Terraform's
+environment, it ends as soon as PATH exists (``seconds`` is then the longest it
+waits). The drill holds a lock exactly as long as a step needs it that way.
 """
 
 from __future__ import annotations
 
 import asyncio
 import functools
+import os
 import time
 from typing import Any
 
@@ -18,6 +23,7 @@ from pyvider.schema import PvsSchema, a_map, a_num, a_str, s_resource
 from driftsafe.provider import files
 
 MAX_SECONDS = 3600
+RELEASE_ENV = "LAB_DELAY_RELEASE_FILE"
 
 
 @attrs.define
@@ -36,12 +42,14 @@ Ctx = ResourceContext[DelayConfig, DelayState, Any]
 
 
 async def _sleep(ctx: Ctx, seconds: float) -> None:
-    # Sleep in slices so a Terraform Stop (Ctrl-C) ends the wait promptly.
+    # Sleep in slices so a Terraform Stop (Ctrl-C) or the release file ends the wait
+    # promptly.
+    release = os.environ.get(RELEASE_ENV)
     deadline = time.monotonic() + seconds
     while (left := deadline - time.monotonic()) > 0:
-        if ctx.stop_requested:
+        if ctx.stop_requested or (release and os.path.exists(release)):
             return
-        await asyncio.sleep(min(left, 0.2))
+        await asyncio.sleep(min(left, 0.1 if release else 0.2))
 
 
 class Delay(BaseResource[Any, DelayState, DelayConfig]):

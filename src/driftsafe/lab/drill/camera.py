@@ -36,27 +36,44 @@ class ConsoleCamera:
         self._shoot = threading.Event()
         self._done = threading.Event()
         self._thread: threading.Thread | None = None
+        self._taken = threading.Event()
 
-    def __enter__(self) -> ConsoleCamera:
+    def start(self) -> ConsoleCamera:
+        """Launch the browser and log in, in the background (while the step starts the
+        apply to be pictured)."""
+        if self._thread is not None or self.missing is not None:
+            return self
+        self.missing = self._unavailable()
+        if self.missing is None:
+            self._thread = threading.Thread(target=self._run, name="drill-camera", daemon=True)
+            self._thread.start()
+        return self
+
+    def _unavailable(self) -> str | None:
         if self.d.backend.name != "driftsafe":
-            self.missing = "this run's state is not on a driftsafe server: no console to show"
-            return self
+            return "this run's state is not on a driftsafe server: no console to show"
         if not os.access(CHROMIUM, os.X_OK):
-            self.missing = f"{CHROMIUM} is not installed here (scripts/ensure-chromium installs it)"
-            return self
+            return f"{CHROMIUM} is not installed here (scripts/ensure-chromium installs it)"
         try:
             import playwright.sync_api  # noqa: F401
         except ImportError:
-            self.missing = "Playwright for Python is not installed (the dev extras have it)"
-            return self
-        self._thread = threading.Thread(target=self._run, name="drill-camera", daemon=True)
-        self._thread.start()
-        self._ready.wait(timeout=60)
-        return self
+            return "Playwright for Python is not installed (the dev extras have it)"
+        return None
+
+    def __enter__(self) -> ConsoleCamera:
+        return self.start()
 
     def shoot(self) -> None:
-        """Take the picture now (returns at once; the camera thread does the work)."""
+        """Take the picture as soon as the browser is ready (returns then; the camera
+        thread does the work: :meth:`wait_taken` waits for it)."""
+        if self._thread is not None:
+            self._ready.wait(timeout=60)
         self._shoot.set()
+
+    def wait_taken(self, timeout: float = 60) -> None:
+        """Until the picture is taken (or the browser gave up)."""
+        if self._thread is not None:
+            self._taken.wait(timeout=timeout)
 
     def __exit__(
         self,
@@ -64,6 +81,10 @@ class ConsoleCamera:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Take the picture if it was not taken, and end the browser."""
         self._shoot.set()  # never leave the thread waiting
         if self._thread is not None:
             self._thread.join(timeout=90)
@@ -86,12 +107,14 @@ class ConsoleCamera:
                     self._shoot.wait(timeout=300)
                     page.goto(self.d.server_url + self.path)
                     self.png = page.screenshot(full_page=False)
+                    self._taken.set()
                 finally:
                     browser.close()
         except (Error, OSError) as exc:
             self.missing = f"the browser failed: {exc}".splitlines()[0]
         finally:
             self._ready.set()
+            self._taken.set()
             self._done.set()
 
     def record(self, step: str, title: str) -> None:

@@ -158,10 +158,16 @@ def stale_writer(
 ) -> StaleWriter:
     """Pause an apply inside its slow rollout (SIGSTOP), break its lock (``lock_target``:
     a workspace or a root), let another apply write, run ``while_paused``, resume it."""
+    # Its rollout ends when it is resumed (the gate), not on a timer that runs on in the
+    # provider while Terraform is stopped.
+    gate = d.root / "release-fence-a"
     paused = d.tf_start(
-        "staging", ["apply", "-auto-approve", "-no-color"], extra_env=slow_env(4, "fence-a")
+        "staging",
+        ["apply", "-auto-approve", "-no-color"],
+        extra_env=slow_env(60, "fence-a", gate),
     )
     if not paused.wait_for_output(SLOW_CREATING, timeout=90):
+        gate.touch()
         d.ev.record(s, paused.wait(timeout=60), title="apply (never reached the slow resource)")
         raise DrillError("the apply to pause never reached the slow resource")
     paused.send_signal(signal.SIGSTOP)
@@ -180,8 +186,10 @@ def stale_writer(
         if while_paused is not None:
             while_paused()
     finally:
+        gate.touch()
         paused.send_signal(signal.SIGCONT)
     resumed = paused.wait(timeout=120)
+    gate.unlink(missing_ok=True)
     t_res = d.ev.record(s, resumed, title=resumed_title)
     return StaleWriter(br, t_br, newer, t_newer, resumed, t_res)
 

@@ -6,6 +6,7 @@ import json
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 from driftsafe.engine import RunResult
@@ -23,9 +24,14 @@ def _iso(value: str) -> float:
     return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
 
 
-def slow_env(seconds: int, trigger: str) -> dict[str, str]:
-    """Variables that make the next apply replace the rollout delay, taking ``seconds``."""
-    return {"TF_VAR_rollout_seconds": str(seconds), "TF_VAR_rollout_trigger": trigger}
+def slow_env(seconds: int, trigger: str, gate: Path | None = None) -> dict[str, str]:
+    """Variables that make the next apply replace the rollout delay, taking ``seconds``,
+    or less: until ``gate`` exists (the lab provider's release file)."""
+    env = {"TF_VAR_rollout_seconds": str(seconds), "TF_VAR_rollout_trigger": trigger}
+    if gate is not None:
+        gate.unlink(missing_ok=True)
+        env["LAB_DELAY_RELEASE_FILE"] = str(gate)
+    return env
 
 
 def _audit(d: Drill, s: str, env: str) -> list[dict[str, Any]]:
@@ -156,22 +162,35 @@ def _holder_and_loser(
     hold: int = 6,
     loser_root: str = "staging",
     during: Callable[[], None] | None = None,
+    release_after_loser: Callable[[], None] | None = None,
 ) -> tuple[RunResult, RunResult, dict[str, Any]]:
-    """Start a slow apply (the holder); once it holds the lock, run the second command."""
+    """Start a slow apply (the holder); once it holds the lock, run the second command.
+    ``release_after_loser``: the holder's rollout ends as soon as the second command
+    has and this returns (``hold`` is then only its longest)."""
+    gate = d.root / f"release-{trigger}" if release_after_loser else None
     holder = d.tf_start(
-        "staging", ["apply", "-auto-approve", "-no-color"], extra_env=slow_env(hold, trigger)
+        "staging",
+        ["apply", "-auto-approve", "-no-color"],
+        extra_env=slow_env(hold, trigger, gate),
     )
-    if not holder.wait_for_output(SLOW_CREATING, timeout=90):
-        result = holder.wait(timeout=60)
-        d.ev.record(s, result, title="holder apply (never reached the slow resource)")
-        raise DrillError("the holder apply never reached the slow resource")
-    status = d.backend.lock_entry(d, s, "staging")
-    if during is not None:
-        during()
-    loser = d.engine.run(
-        loser_args, cwd=d.env_dir(loser_root), env=d.tf_env(**(loser_env or {})), timeout=180
-    )
+    try:
+        if not holder.wait_for_output(SLOW_CREATING, timeout=90):
+            result = holder.wait(timeout=60)
+            d.ev.record(s, result, title="holder apply (never reached the slow resource)")
+            raise DrillError("the holder apply never reached the slow resource")
+        status = d.backend.lock_entry(d, s, "staging")
+        if during is not None:
+            during()
+        loser = d.engine.run(
+            loser_args, cwd=d.env_dir(loser_root), env=d.tf_env(**(loser_env or {})), timeout=180
+        )
+    finally:
+        if release_after_loser is not None and gate is not None:
+            release_after_loser()
+            gate.touch()
     held = holder.wait(timeout=180)
+    if gate is not None:
+        gate.unlink(missing_ok=True)
     return held, loser, {"lock": status}
 
 
@@ -179,9 +198,17 @@ def step_lock_clash(d: Drill) -> None:
     s = "lock-clash"
     d.ev.step(s, "Lock clash: two overlapping applies")
     # The console's page of staging while A holds the lock (a picture, not a check).
+    # Chromium starts while apply A does; the picture is taken while A holds the lock,
+    # and A's rollout ends once both B and the picture are done.
     with ConsoleCamera(d, f"/ui/workspaces/{d.workspace('staging')}") as camera:
         held, loser, extra = _holder_and_loser(
-            d, s, "clash", ["apply", "-auto-approve", "-no-color"], during=camera.shoot
+            d,
+            s,
+            "clash",
+            ["apply", "-auto-approve", "-no-color"],
+            hold=60,
+            during=camera.shoot,
+            release_after_loser=camera.wait_taken,
         )
     camera.record(s, "The web console while apply A holds the lock (versions, lock panel)")
     t_h = d.ev.record(s, held, title="apply A (holds the lock, slow rollout)")
