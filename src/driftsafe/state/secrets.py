@@ -9,51 +9,12 @@ is: findings end up in the audit trail, API answers and CI logs.
 
 from __future__ import annotations
 
+import functools
 import json
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
-
-from detect_secrets.filters.heuristic import (
-    is_potential_uuid,
-    is_sequential_string,
-    is_templated_secret,
-)
-from detect_secrets.plugins.artifactory import ArtifactoryDetector
-from detect_secrets.plugins.aws import AWSKeyDetector
-from detect_secrets.plugins.azure_storage_key import AzureStorageKeyDetector
-from detect_secrets.plugins.base import RegexBasedDetector
-from detect_secrets.plugins.basic_auth import BasicAuthDetector
-from detect_secrets.plugins.cloudant import CloudantDetector
-from detect_secrets.plugins.discord import DiscordBotTokenDetector
-from detect_secrets.plugins.github_token import GitHubTokenDetector
-from detect_secrets.plugins.gitlab_token import GitLabTokenDetector
-from detect_secrets.plugins.high_entropy_strings import (
-    Base64HighEntropyString,
-    HexHighEntropyString,
-    HighEntropyStringsPlugin,
-)
-from detect_secrets.plugins.ibm_cloud_iam import IbmCloudIamDetector
-from detect_secrets.plugins.ibm_cos_hmac import IbmCosHmacDetector
-from detect_secrets.plugins.jwt import JwtTokenDetector
-from detect_secrets.plugins.keyword import (
-    CONFIG_DENYLIST_REGEX_TO_GROUP,
-    QUOTES_REQUIRED_DENYLIST_REGEX_TO_GROUP,
-    KeywordDetector,
-)
-from detect_secrets.plugins.mailchimp import MailchimpDetector
-from detect_secrets.plugins.npm import NpmDetector
-from detect_secrets.plugins.openai import OpenAIDetector
-from detect_secrets.plugins.private_key import PrivateKeyDetector
-from detect_secrets.plugins.pypi_token import PypiTokenDetector
-from detect_secrets.plugins.sendgrid import SendGridDetector
-from detect_secrets.plugins.slack import SlackDetector
-from detect_secrets.plugins.softlayer import SoftlayerDetector
-from detect_secrets.plugins.square_oauth import SquareOAuthDetector
-from detect_secrets.plugins.stripe import StripeDetector
-from detect_secrets.plugins.telegram_token import TelegramBotTokenDetector
-from detect_secrets.plugins.twilio import TwilioKeyDetector
+from typing import TYPE_CHECKING, Any
 
 from driftsafe.state.paths import (
     Path,
@@ -66,32 +27,104 @@ from driftsafe.state.paths import (
     sensitive_paths,
 )
 
-# Public IPs are not secrets, so IPPublicDetector is deliberately absent.
-_FORMAT_DETECTORS: tuple[type[RegexBasedDetector], ...] = (
-    AWSKeyDetector,
-    ArtifactoryDetector,
-    AzureStorageKeyDetector,
-    BasicAuthDetector,
-    CloudantDetector,
-    DiscordBotTokenDetector,
-    GitHubTokenDetector,
-    GitLabTokenDetector,
-    IbmCloudIamDetector,
-    IbmCosHmacDetector,
-    JwtTokenDetector,
-    MailchimpDetector,
-    NpmDetector,
-    OpenAIDetector,
-    PrivateKeyDetector,
-    PypiTokenDetector,
-    SendGridDetector,
-    SlackDetector,
-    SoftlayerDetector,
-    SquareOAuthDetector,
-    StripeDetector,
-    TelegramBotTokenDetector,
-    TwilioKeyDetector,
-)
+if TYPE_CHECKING:
+    from detect_secrets.plugins.base import RegexBasedDetector
+    from detect_secrets.plugins.high_entropy_strings import HighEntropyStringsPlugin
+    from detect_secrets.plugins.keyword import KeywordDetector
+
+
+@dataclass(frozen=True)
+class _Plugins:
+    formats: tuple[type[RegexBasedDetector], ...]
+    keyword: type[KeywordDetector]
+    entropy: tuple[Callable[[], HighEntropyStringsPlugin], ...]
+    config_denylist: Mapping[Any, int]
+    quotes_denylist: Mapping[Any, int]
+    is_potential_uuid: Callable[[str], bool]
+    is_sequential_string: Callable[[str], bool]
+    is_templated_secret: Callable[[str], bool]
+
+
+@functools.cache
+def _plugins() -> _Plugins:
+    """detect-secrets' plugins and heuristics, imported on first use: importing them
+    costs ~0.2 s, which every driftsafe command that never scans would pay."""
+    from detect_secrets.filters.heuristic import (
+        is_potential_uuid,
+        is_sequential_string,
+        is_templated_secret,
+    )
+    from detect_secrets.plugins.artifactory import ArtifactoryDetector
+    from detect_secrets.plugins.aws import AWSKeyDetector
+    from detect_secrets.plugins.azure_storage_key import AzureStorageKeyDetector
+    from detect_secrets.plugins.basic_auth import BasicAuthDetector
+    from detect_secrets.plugins.cloudant import CloudantDetector
+    from detect_secrets.plugins.discord import DiscordBotTokenDetector
+    from detect_secrets.plugins.github_token import GitHubTokenDetector
+    from detect_secrets.plugins.gitlab_token import GitLabTokenDetector
+    from detect_secrets.plugins.high_entropy_strings import (
+        Base64HighEntropyString,
+        HexHighEntropyString,
+    )
+    from detect_secrets.plugins.ibm_cloud_iam import IbmCloudIamDetector
+    from detect_secrets.plugins.ibm_cos_hmac import IbmCosHmacDetector
+    from detect_secrets.plugins.jwt import JwtTokenDetector
+    from detect_secrets.plugins.keyword import (
+        CONFIG_DENYLIST_REGEX_TO_GROUP,
+        QUOTES_REQUIRED_DENYLIST_REGEX_TO_GROUP,
+        KeywordDetector,
+    )
+    from detect_secrets.plugins.mailchimp import MailchimpDetector
+    from detect_secrets.plugins.npm import NpmDetector
+    from detect_secrets.plugins.openai import OpenAIDetector
+    from detect_secrets.plugins.private_key import PrivateKeyDetector
+    from detect_secrets.plugins.pypi_token import PypiTokenDetector
+    from detect_secrets.plugins.sendgrid import SendGridDetector
+    from detect_secrets.plugins.slack import SlackDetector
+    from detect_secrets.plugins.softlayer import SoftlayerDetector
+    from detect_secrets.plugins.square_oauth import SquareOAuthDetector
+    from detect_secrets.plugins.stripe import StripeDetector
+    from detect_secrets.plugins.telegram_token import TelegramBotTokenDetector
+    from detect_secrets.plugins.twilio import TwilioKeyDetector
+
+    # Public IPs are not secrets, so IPPublicDetector is deliberately absent.
+    formats = (
+        AWSKeyDetector,
+        ArtifactoryDetector,
+        AzureStorageKeyDetector,
+        BasicAuthDetector,
+        CloudantDetector,
+        DiscordBotTokenDetector,
+        GitHubTokenDetector,
+        GitLabTokenDetector,
+        IbmCloudIamDetector,
+        IbmCosHmacDetector,
+        JwtTokenDetector,
+        MailchimpDetector,
+        NpmDetector,
+        OpenAIDetector,
+        PrivateKeyDetector,
+        PypiTokenDetector,
+        SendGridDetector,
+        SlackDetector,
+        SoftlayerDetector,
+        SquareOAuthDetector,
+        StripeDetector,
+        TelegramBotTokenDetector,
+        TwilioKeyDetector,
+    )
+
+    return _Plugins(
+        formats=formats,
+        keyword=KeywordDetector,
+        entropy=(HexHighEntropyString, Base64HighEntropyString),
+        config_denylist=CONFIG_DENYLIST_REGEX_TO_GROUP,
+        quotes_denylist=QUOTES_REQUIRED_DENYLIST_REGEX_TO_GROUP,
+        is_potential_uuid=is_potential_uuid,
+        is_sequential_string=is_sequential_string,
+        is_templated_secret=is_templated_secret,
+    )
+
 
 _SECRET_NAME = re.compile(
     r"(pass(word|wd|phrase)?|pwd|secret|token|api[_-]?key|apikey|private[_-]?key|"
@@ -240,10 +273,11 @@ class _Detectors:
     """detect-secrets plugin instances for one scan: built per call, never shared."""
 
     def __init__(self) -> None:
-        self.formats: list[RegexBasedDetector] = [cls() for cls in _FORMAT_DETECTORS]
-        self.keyword = KeywordDetector()
+        self.plugins = _plugins()
+        self.formats: list[RegexBasedDetector] = [cls() for cls in self.plugins.formats]
+        self.keyword = self.plugins.keyword()
         self.entropy: list[tuple[HighEntropyStringsPlugin, re.Pattern[str]]] = []
-        for plugin in (HexHighEntropyString(), Base64HighEntropyString()):
+        for plugin in (cls() for cls in self.plugins.entropy):
             run = re.compile(f"[{re.escape(plugin.charset)}]{{{_MIN_ENTROPY_TOKEN},}}")
             self.entropy.append((plugin, run))
 
@@ -293,7 +327,10 @@ class _Detectors:
         if not _has_any(line, KEYWORD_WORDS):
             return False
         for candidate in self.keyword.analyze_string(line, denylist_regex_to_group=dict(mapping)):
-            if not is_templated_secret(candidate) and candidate.lower() not in _PLACEHOLDERS:
+            if (
+                not self.plugins.is_templated_secret(candidate)
+                and candidate.lower() not in _PLACEHOLDERS
+            ):
                 return True
         return False
 
@@ -309,7 +346,9 @@ class _Detectors:
             else:
                 tokens = run.findall(value)
             for token in tokens:
-                if is_potential_uuid(token) or is_sequential_string(token):
+                if self.plugins.is_potential_uuid(token) or self.plugins.is_sequential_string(
+                    token
+                ):
                     continue
                 if plugin.calculate_shannon_entropy(token) > plugin.entropy_limit:
                     return plugin
@@ -343,7 +382,7 @@ def _classify(
         return ("secret_name", "name", f"attribute name {name!r} looks secret and holds a value")
     if ("=" in value or ":" in value) and _has_any(value, KEYWORD_WORDS):
         for line in clipped.splitlines():
-            if detectors.keyword_line(line, CONFIG_DENYLIST_REGEX_TO_GROUP):
+            if detectors.keyword_line(line, detectors.plugins.config_denylist):
                 return (
                     "secret_name",
                     "detect-secrets:KeywordDetector",
@@ -443,8 +482,8 @@ def scan_text(text: str) -> list[SecretFinding]:
             message = "a known secret format in plaintext"
             kind = "known_format"
             name = f"detect-secrets:{detector}"
-        elif detectors.keyword_line(line, CONFIG_DENYLIST_REGEX_TO_GROUP) or (
-            detectors.keyword_line(line, QUOTES_REQUIRED_DENYLIST_REGEX_TO_GROUP)
+        elif detectors.keyword_line(line, detectors.plugins.config_denylist) or (
+            detectors.keyword_line(line, detectors.plugins.quotes_denylist)
         ):
             message = "a line assigns a value to a secret-looking keyword"
             kind = "secret_name"
