@@ -10,8 +10,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from driftsafe.engine import RunResult
-from driftsafe.lab.drill.context import Drill, DrillError
-from driftsafe.lab.drill.steps_state import SLOW_CREATING, slow_env
+from driftsafe.lab.drill.context import Drill
+from driftsafe.lab.drill.steps_state import slow_apply, slow_env
 from driftsafe.lab.evidence import Transcript
 
 
@@ -29,12 +29,7 @@ def step_crash(d: Drill) -> None:
     s = "crash"
     d.ev.step(s, "A crashed run: stale lock, safe recovery, and fencing")
     ws = d.workspace("staging")
-    victim = d.tf_start(
-        "staging", ["apply", "-auto-approve", "-no-color"], extra_env=slow_env(60, "crash")
-    )
-    if not victim.wait_for_output(SLOW_CREATING, timeout=90):
-        d.ev.record(s, victim.wait(timeout=60), title="apply (never reached the slow resource)")
-        raise DrillError("the apply to crash never reached the slow resource")
+    victim = slow_apply(d, s, 60, "crash", "the apply to crash")
     killed_at = time.time()
     victim.send_signal(signal.SIGKILL)
     crashed = victim.wait(timeout=30)
@@ -161,15 +156,7 @@ def stale_writer(
     # Its rollout ends when it is resumed (the gate), not on a timer that runs on in the
     # provider while Terraform is stopped.
     gate = d.root / "release-fence-a"
-    paused = d.tf_start(
-        "staging",
-        ["apply", "-auto-approve", "-no-color"],
-        extra_env=slow_env(60, "fence-a", gate),
-    )
-    if not paused.wait_for_output(SLOW_CREATING, timeout=90):
-        gate.touch()
-        d.ev.record(s, paused.wait(timeout=60), title="apply (never reached the slow resource)")
-        raise DrillError("the apply to pause never reached the slow resource")
+    paused = slow_apply(d, s, 60, "fence-a", "the apply to pause", gate=gate)
     paused.send_signal(signal.SIGSTOP)
     try:
         time.sleep(1.2)

@@ -14,6 +14,42 @@ from typing import Any
 from driftsafe.client import Client
 from driftsafe.lab.drill.context import Drill
 from driftsafe.lab.drill.steps_drift import CONFIG_ADDR, RELEASE_ADDR
+from driftsafe.lab.evidence import Transcript
+
+
+def check_secret_not_stored(
+    d: Drill,
+    s: str,
+    found: dict[str, bool],
+    *,
+    where: str,
+    kind: str,
+    scan_ok: bool,
+    evidence: list[Transcript],
+) -> None:
+    """The raw search for the secret in every stored ``kind`` (``found``: label -> the
+    secret is in it, searched in memory, never printed), then the check that neither
+    those nor the stack's files hold it."""
+    t_grep = d.ev.capture(
+        s,
+        f"Raw search for the secret in every {kind}",
+        argv=["grep", "-c", "<secret>"],
+        cwd=where,
+        returncode=0 if any(found.values()) else 1,
+        stdout="".join(f"{label}: {'FOUND' if hit else '0'}\n" for label, hit in found.items()),
+        started_at=time.time(),
+        ended_at=time.time(),
+    )
+    hits = local_hits(d)
+    d.ev.check(
+        "secret-not-in-state",
+        s,
+        "No stored state version (nor any file of the stack "
+        "besides the secret file itself) holds the secret",
+        scan_ok and bool(found) and not any(found.values()) and not hits,
+        evidence=[*evidence, t_grep],
+        detail=f"{len(found)} {kind}s scanned" + (f"; found in {hits}" if hits else ""),
+    )
 
 
 def step_secrets(d: Drill) -> None:
@@ -35,26 +71,14 @@ def step_secrets(d: Drill) -> None:
     # The raw bodies are searched in memory, never printed.
     with Client(d.server_url, d.admin_token) as client:
         states = {n: client.version(d.workspace("staging"), n)["state"] for n in serials}
-    leaked = [n for n, state in states.items() if d.secret in json.dumps(state)]
-    t_grep = d.ev.capture(
+    check_secret_not_stored(
+        d,
         s,
-        "Raw search for the secret in every stored version",
-        argv=["grep", "-c", "<secret>"],
-        cwd=d.server_url,
-        returncode=1 if not leaked else 0,
-        stdout="".join(f"serial {n}: {'FOUND' if n in leaked else '0'}\n" for n in serials),
-        started_at=time.time(),
-        ended_at=time.time(),
-    )
-    hits = local_hits(d)
-    d.ev.check(
-        "secret-not-in-state",
-        s,
-        "No stored state version (nor any file of the stack "
-        "besides the secret file itself) holds the secret",
-        scan.returncode == 0 and bool(serials) and not leaked and not hits,
-        evidence=[t_scan, t_grep],
-        detail=f"{len(serials)} versions scanned" + (f"; found in {hits}" if hits else ""),
+        {f"serial {n}": d.secret in json.dumps(state) for n, state in states.items()},
+        where=d.server_url,
+        kind="stored version",
+        scan_ok=scan.returncode == 0,
+        evidence=[t_scan],
     )
     scanner_can_fail(d, s, dict(states[serials[0]]) if serials else {})
 

@@ -14,17 +14,15 @@ import time
 from typing import TYPE_CHECKING, Any, cast
 
 from driftsafe.backends import secret_verdict
-from driftsafe.engine import Process
 from driftsafe.lab.drill.context import Drill, DrillError
 from driftsafe.lab.drill.steps_crash import _pid_alive, recover, stale_writer
 from driftsafe.lab.drill.steps_drift import CONFIG_ADDR
-from driftsafe.lab.drill.steps_proof import local_hits, scanner_can_fail, secret_in_file
-from driftsafe.lab.drill.steps_state import (
-    SLOW_CREATING,
-    settle,
-    slow_env,
-    wait_with_lock_timeout,
+from driftsafe.lab.drill.steps_proof import (
+    check_secret_not_stored,
+    scanner_can_fail,
+    secret_in_file,
 )
+from driftsafe.lab.drill.steps_state import settle, slow_apply, wait_with_lock_timeout
 from driftsafe.lab.timeline import run_spans, timeline_svg
 
 if TYPE_CHECKING:
@@ -148,7 +146,7 @@ def step_crash(d: Drill) -> None:
     s = "crash"
     d.ev.step(s, "A crashed run: stale lock, recovery, and what S3 cannot fence")
     staging = str(d.env_dir("staging"))
-    victim = _slow_apply(d, s, 60, "crash", "the apply to crash")
+    victim = slow_apply(d, s, 60, "crash", "the apply to crash")
     victim.send_signal(signal.SIGKILL)
     crashed = victim.wait(timeout=30)
     t_crash = d.ev.record(s, crashed, title="apply SIGKILLed mid-flight (in the slow resource)")
@@ -191,17 +189,6 @@ def step_crash(d: Drill) -> None:
     )
     recover(d, s)
     _stale_writer(d, s)
-
-
-def _slow_apply(d: Drill, s: str, seconds: int, trigger: str, what: str) -> Process:
-    """An apply of staging, once it is inside its slow rollout (holding the lock)."""
-    proc = d.tf_start(
-        "staging", ["apply", "-auto-approve", "-no-color"], extra_env=slow_env(seconds, trigger)
-    )
-    if not proc.wait_for_output(SLOW_CREATING, timeout=90):
-        d.ev.record(s, proc.wait(timeout=60), title="apply (never reached the slow resource)")
-        raise DrillError(f"{what} never reached the slow resource")
-    return proc
 
 
 def _pull(d: Drill, s: str, title: str, name: str) -> tuple[dict[str, Any], str]:
@@ -332,30 +319,14 @@ def step_secrets(d: Drill) -> None:
         started_at=started,
         ended_at=time.time(),
     )
-    leaked = [
-        v["VersionId"] for v, body in zip(listed, bodies, strict=True) if d.secret.encode() in body
-    ]
-    t_grep = d.ev.capture(
+    check_secret_not_stored(
+        d,
         s,
-        "Raw search for the secret in every object version",
-        argv=["grep", "-c", "<secret>"],
-        cwd=b.url,
-        returncode=1 if not leaked else 0,
-        stdout="".join(
-            f"{v['VersionId']}: {'FOUND' if v['VersionId'] in leaked else '0'}\n" for v in listed
-        ),
-        started_at=time.time(),
-        ended_at=time.time(),
-    )
-    hits = local_hits(d)
-    d.ev.check(
-        "secret-not-in-state",
-        s,
-        "No stored state version (nor any file of the stack "
-        "besides the secret file itself) holds the secret",
-        ok and bool(bodies) and not leaked and not hits,
-        evidence=[t_list, t_scan, t_grep],
-        detail=f"{len(bodies)} object versions scanned" + (f"; found in {hits}" if hits else ""),
+        {v["VersionId"]: d.secret.encode() in body for v, body in zip(listed, bodies, strict=True)},
+        where=b.url,
+        kind="object version",
+        scan_ok=ok,
+        evidence=[t_list, t_scan],
     )
     latest = json.loads(bodies[0]) if bodies else {}
     scanner_can_fail(d, s, latest)

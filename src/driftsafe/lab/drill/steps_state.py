@@ -9,7 +9,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from driftsafe.engine import RunResult
+from driftsafe.engine import Process, RunResult
 from driftsafe.lab.drill.camera import ConsoleCamera
 from driftsafe.lab.drill.context import Drill, DrillError
 from driftsafe.lab.evidence import Transcript
@@ -153,6 +153,31 @@ def step_noop(d: Drill) -> None:
     )
 
 
+def slow_apply(
+    d: Drill,
+    s: str,
+    seconds: int,
+    trigger: str,
+    what: str,
+    *,
+    gate: Path | None = None,
+    title: str = "apply",
+) -> Process:
+    """An apply of staging, once it is inside its slow rollout (holding the lock).
+    ``what`` names it in the error if it never gets there."""
+    proc = d.tf_start(
+        "staging",
+        ["apply", "-auto-approve", "-no-color"],
+        extra_env=slow_env(seconds, trigger, gate),
+    )
+    if not proc.wait_for_output(SLOW_CREATING, timeout=90):
+        if gate is not None:
+            gate.touch()  # its rollout need not run on
+        d.ev.record(s, proc.wait(timeout=60), title=f"{title} (never reached the slow resource)")
+        raise DrillError(f"{what} never reached the slow resource")
+    return proc
+
+
 def _holder_and_loser(
     d: Drill,
     s: str,
@@ -168,16 +193,8 @@ def _holder_and_loser(
     ``release_after_loser``: the holder's rollout ends as soon as the second command
     has and this returns (``hold`` is then only its longest)."""
     gate = d.root / f"release-{trigger}" if release_after_loser else None
-    holder = d.tf_start(
-        "staging",
-        ["apply", "-auto-approve", "-no-color"],
-        extra_env=slow_env(hold, trigger, gate),
-    )
+    holder = slow_apply(d, s, hold, trigger, "the holder apply", gate=gate, title="holder apply")
     try:
-        if not holder.wait_for_output(SLOW_CREATING, timeout=90):
-            result = holder.wait(timeout=60)
-            d.ev.record(s, result, title="holder apply (never reached the slow resource)")
-            raise DrillError("the holder apply never reached the slow resource")
         status = d.backend.lock_entry(d, s, "staging")
         if during is not None:
             during()
