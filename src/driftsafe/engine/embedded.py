@@ -25,6 +25,7 @@ import json
 import os
 import sys
 import time
+from collections.abc import Sequence
 from ctypes import POINTER, c_char_p, c_int64
 from pathlib import Path
 
@@ -60,17 +61,17 @@ def run(argv: list[str], stdout_fd: int = 1, stderr_fd: int = 2) -> int:
     return int(run_cli(len(argv), c_argv, os.dup(stdout_fd), os.dup(stderr_fd)))
 
 
-def plan_file(argv: list[str]) -> str:
-    for arg in argv:
-        if arg.startswith("-out="):
-            return arg[len("-out=") :]
-    raise SystemExit(f"{SHOW_JSON_INTO} needs a plan with -out=FILE")
+def plan_file(argv: Sequence[str]) -> str | None:
+    """The plan file a ``plan ... -out=FILE`` command line writes, if it names one."""
+    return next((arg[len("-out=") :] for arg in argv if arg.startswith("-out=")), None)
 
 
 def plan_then_show(into: Path, argv: list[str]) -> int:
     """The plan in ``argv``; then, if it succeeded, ``show -json`` of its plan file
     into ``into``. Returns the plan's exit status."""
     planfile = plan_file(argv)
+    if planfile is None:
+        raise SystemExit(f"{SHOW_JSON_INTO} needs a plan with -out=FILE")
     status = run(argv)
     if status != 0:
         return status

@@ -130,10 +130,11 @@ class Engine:
         provider session); an external binary runs them one after the other. The plan
         file's directory also holds the show's output for a moment: keep it private.
         """
-        planfile = next((a[len("-out=") :] for a in plan_args if a.startswith("-out=")), None)
+        from driftsafe.engine import embedded  # not at the top: see embedded_argv
+
+        planfile = embedded.plan_file(plan_args)
         if planfile is None:
             raise EngineError("plan_and_show needs a plan with -out=FILE")
-        from driftsafe.engine import embedded  # not at the top: see embedded_argv
 
         wait = self.settings.tf_timeout if timeout is None else timeout
         show_args = ["show", "-json", "-no-color", planfile]
