@@ -38,11 +38,9 @@ class ConsoleCamera:
         self._thread: threading.Thread | None = None
         self._taken = threading.Event()
 
-    def start(self) -> ConsoleCamera:
+    def __enter__(self) -> ConsoleCamera:
         """Launch the browser and log in, in the background (while the step starts the
         apply to be pictured)."""
-        if self._thread is not None or self.missing is not None:
-            return self
         self.missing = self._unavailable()
         if self.missing is None:
             self._thread = threading.Thread(target=self._run, name="drill-camera", daemon=True)
@@ -59,9 +57,6 @@ class ConsoleCamera:
         except ImportError:
             return "Playwright for Python is not installed (the dev extras have it)"
         return None
-
-    def __enter__(self) -> ConsoleCamera:
-        return self.start()
 
     def shoot(self) -> None:
         """Take the picture as soon as the browser is ready (returns then; the camera
@@ -81,9 +76,6 @@ class ConsoleCamera:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        self.close()
-
-    def close(self) -> None:
         """Take the picture if it was not taken, and end the browser."""
         self._shoot.set()  # never leave the thread waiting
         if self._thread is not None:
@@ -107,7 +99,7 @@ class ConsoleCamera:
                     self._shoot.wait(timeout=300)
                     page.goto(self.d.server_url + self.path)
                     self.png = page.screenshot(full_page=False)
-                    self._taken.set()
+                    self._taken.set()  # now, not after the browser has closed
                 finally:
                     browser.close()
         except (Error, OSError) as exc:
