@@ -3,6 +3,7 @@ and cleanup after a Ctrl-C in the middle of the checks."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import signal
@@ -12,7 +13,7 @@ import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 from backendroots import LOCAL_BLOCK, RESOURCE, write_root
@@ -32,7 +33,8 @@ from driftsafe.backends import (
     secret_verdict,
 )
 from driftsafe.cli.main import cli
-from driftsafe.errors import ConfigError
+from driftsafe.engine import Engine, ProcessTracker
+from driftsafe.errors import ConfigError, Interrupted
 
 
 def check(*args: str) -> tuple[int, str, str]:
@@ -249,3 +251,18 @@ def test_a_closed_terminal_does_not_stop_the_cleanup(tmp_path: Path, engine: Any
     scratch = said[0].rsplit(" ", 1)[1]
     assert "driftsafe-check-" in scratch and not Path(scratch).exists()
     assert not (root / ".terraform").exists()
+
+
+def test_a_run_cut_short_by_a_signal_is_an_interruption(engine: Engine, tmp_path: Path) -> None:
+    """A Terraform run that a Ctrl-C stopped proves nothing: the check ends Interrupted
+    (exit 130), never with that run's failure ("the apply to kill never reached the
+    slow resource", exit 1), whichever step the signal came in."""
+    from driftsafe.backends.check import _Run
+
+    own = dataclasses.replace(engine, processes=ProcessTracker())  # the fixture's is shared
+    run = _Run(own, cast(Any, None), cast(Any, None), tmp_path, "ws", {}, print)
+    proc = run.start("version")
+    own.processes.interrupt(signal.SIGINT)
+    with pytest.raises(Interrupted):
+        run.finished(proc)
+    assert proc.poll() is not None  # waited for, not left running

@@ -125,7 +125,14 @@ class _Run:
     def tf(
         self, *args: str, timeout: float = TF_TIMEOUT, env: Mapping[str, str] | None = None
     ) -> RunResult:
-        return self.start(*args, env=env).wait(timeout=timeout)
+        return self.finished(self.start(*args, env=env), timeout)
+
+    def finished(self, proc: Process, timeout: float = TF_TIMEOUT) -> RunResult:
+        """``proc``'s result; :class:`Interrupted` instead when a signal stopped the check
+        meanwhile (a run it cut short proves nothing, and must not read as a failure)."""
+        result = proc.wait(timeout=timeout)
+        self.engine.check_interrupted()
+        return result
 
     def apply(self, *variables: str, lock_timeout: str = "") -> Process:
         args = ["apply", "-auto-approve", "-input=false", "-no-color"]
@@ -146,7 +153,7 @@ class _Run:
             proc = self.apply(*variables)
             if proc.wait_for_output(IN_SLOW, timeout=120):
                 return proc
-            result = proc.wait(timeout=60)
+            result = self.finished(proc, 60)
             if attempt == 2 or not self.stray_lock(what, result):
                 break
         raise DriftsafeError(
@@ -156,9 +163,9 @@ class _Run:
 
     def applied(self, what: str, *variables: str) -> RunResult:
         """An apply run to its end; retried once after a stray lock, like :meth:`holder`."""
-        result = self.apply(*variables).wait(timeout=TF_TIMEOUT)
+        result = self.finished(self.apply(*variables))
         if result.returncode != 0 and self.stray_lock(what, result):
-            result = self.apply(*variables).wait(timeout=TF_TIMEOUT)
+            result = self.finished(self.apply(*variables))
         return result
 
     def stray_lock(self, what: str, result: RunResult) -> bool:
